@@ -2,8 +2,12 @@
 
 Modules:
 
+- `omr_blog.backbones`: One registry, the exact architectures of the checkpoints the post names, a tiny variant of each family for the CPU presets, and one adapter that turns any of them into `(features (B, N, C), key-padding mask (B, N))`.
 - `omr_blog.batching`: Normalise height, keep the aspect ratio, pad each batch to a common width with a pixel mask, and group similar widths so that padding stays small.
 - `omr_blog.dataset`: `omr-blog data` builds a Hugging Face `DatasetDict` with PDMX-Synth's columns from the music21 corpus; the same loaders read the real PDMX-Synth when the hub is reachable.
+- `omr_blog.decoding`: The decoder writes one token at a time. Without a cache, step *t* recomputes all *t* previous tokens through every layer; with one, it computes only the new token and reuses everything else.
+- `omr_blog.explore`: Optical Music Recognition turns a picture of a score into a symbolic score. This section shows, with the data we train on, why that is harder than reading text.
+- `omr_blog.model`: The post's model: any of the seven backbones -> Linear to `d_model` -> 2D positional encoding (CNN grids) -> a pre-norm Transformer decoder with masked self-attention, cross-attention and SwiGLU -> vocabulary logits.
 - `omr_blog.render`: Verovio engraves each piece (one system per image, or whole pages); resvg rasterises; abcm2ps renders a domain-shift split."""
 
 __version__ = "0.0.1"

@@ -1,0 +1,72 @@
+# The README's two commands: `make blog` (the main job) and `make test` (all checks; .ci/run calls it).
+# Each sets itself up idempotently on a fresh machine: Debian packages, a virtual environment with torch==2.13.0
+# installed first (a CPU wheel; other versions pull GBs of CUDA packages), the rest pinned by constraints.txt.
+SHELL := /bin/bash
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed
+APT_PACKAGES := abcm2ps
+PRESET ?= cpu
+export WANDB_MODE ?= offline
+export PYTHONUNBUFFERED := 1
+
+.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks help
+
+help:
+	@echo "make blog   - build the dataset and the post (main job)"
+	@echo "make test   - every check (what CI runs)"
+	@echo "make setup  - only install (Debian packages + .venv)"
+
+setup: apt $(VENV_STAMP)
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV_STAMP): pyproject.toml constraints.txt
+	test -x .venv/bin/python || python3 -m venv .venv
+	.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+data: setup
+	.venv/bin/omr-blog data --preset $(PRESET)
+
+# The main job: dataset + tokenizer, then the section notebooks executed with papermill.
+SECTIONS := $(sort $(wildcard nbs/0[1-7]_*.ipynb))
+blog: setup
+	.venv/bin/omr-blog data --preset $(PRESET)
+	@mkdir -p runs/blog
+	@for nb in $(SECTIONS); do \
+	  echo "executing $$nb"; \
+	  .venv/bin/papermill --cwd nbs --progress-bar $$nb runs/blog/$$(basename $$nb) -p dataset omr-synth-$(PRESET) || exit 1; \
+	done
+	@echo "executed section notebooks are in runs/blog/"
+
+# omr_blog/ is generated from nbs/ and notebooks are stored clean: a check fails if either would change.
+check-generated: setup
+	@before=$$(git status --porcelain --untracked-files=all -- omr_blog nbs); \
+	.venv/bin/nbdev-export && .venv/bin/nbdev-clean >/dev/null; \
+	after=$$(git status --porcelain --untracked-files=all -- omr_blog nbs); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "nbdev-export/nbdev-clean changed tracked files: run them and commit:"; git status --short -- omr_blog nbs; exit 1; fi
+
+pytest: tiny-data
+	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests
+
+# The notebooks read the tiny dataset (CPU-sized parameters); build it once, before they run.
+tiny-data: setup
+	.venv/bin/omr-blog data --preset tiny --quiet >/dev/null
+
+nbtest: tiny-data
+	HF_HUB_OFFLINE=1 .venv/bin/nbdev-test --n-workers 1 --timing
+
+test: check-generated pytest nbtest
+
+benchmarks: setup
+	.venv/bin/python benchmarks/render_throughput.py
+	.venv/bin/python benchmarks/loader_throughput.py

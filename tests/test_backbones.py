@@ -1,0 +1,57 @@
+import time
+import pytest, torch
+from omr_blog.backbones import BACKBONES, VisionBackbone, count_params, load_hf_backbone
+from omr_blog.core import OmrBlogError
+from omr_blog.model import DecoderConfig, ModelConfig, MusicTrOCR
+
+SMALL_DEC = DecoderConfig(vocab_size=64, d_model=64, n_layers=1, n_heads=4, d_ff=128, max_len=32, dropout=0.0)
+
+def _ragged(B, H, W, cut):
+    imgs = torch.rand(B, 3, H, W); pm = torch.ones(B, H, W, dtype=torch.bool); pm[-1, :, cut:] = False
+    return imgs, pm
+
+@pytest.mark.parametrize('name', list(BACKBONES))
+def test_tiny_forward_backward_on_ragged_strips(name):
+    m = MusicTrOCR(ModelConfig(name, 'tiny', decoder=SMALL_DEC))
+    imgs, pm = _ragged(2, 64, 336, 150)
+    ids = torch.randint(3, 64, (2, 7)); ids[:, 0] = 1
+    loss = m.loss(imgs, pm, ids); loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in m.backbone.parameters() if p.requires_grad)
+    _, mask = m.encode(imgs, pm)
+    assert mask[0].all() and 0 < mask[1].sum() < mask.shape[1]   # padding-only tokens are masked out
+
+@pytest.mark.parametrize('name', list(BACKBONES))
+def test_full_forward_backward_on_ragged_pages(name):
+    m = MusicTrOCR(ModelConfig(name, 'full', decoder=SMALL_DEC))
+    imgs, pm = _ragged(2, 300, 230, 170)   # a page-shaped batch; Swin pads to its 224 multiples
+    ids = torch.randint(3, 64, (2, 5)); ids[:, 0] = 1
+    loss = m.loss(imgs, pm, ids); loss.backward()
+    assert torch.isfinite(loss)
+
+@pytest.mark.parametrize('height', [32, 48, 64, 96, 128])
+def test_swin_accepts_every_preset_height(height):
+    bb = VisionBackbone('swin_tiny', 'tiny').eval()
+    with torch.no_grad(): f, m, (h, w) = bb(torch.rand(1, 3, height, 200))
+    assert f.shape[1] == h * w == m.shape[1]
+
+def test_pretrained_from_a_local_folder(tmp_path):
+    src = load_hf_backbone('vit_small', 'tiny')
+    src.save_pretrained(tmp_path/'ckpt')
+    bb = VisionBackbone('vit_small', 'tiny', pretrained=str(tmp_path/'ckpt'))
+    for (n, a), b in zip(src.state_dict().items(), bb.model.state_dict().values()): assert torch.equal(a, b), n
+
+def test_pretrained_offline_fails_fast(monkeypatch):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    t = time.time()
+    with pytest.raises(OmrBlogError, match='random initialisation'): VisionBackbone('resnet50', 'full', pretrained=True)
+    assert time.time() - t < 5
+
+def test_unknown_backbone():
+    with pytest.raises(OmrBlogError, match='unknown backbone'): VisionBackbone('alexnet')
+
+def test_full_encoders_are_the_named_architectures():
+    sizes = {n: count_params(load_hf_backbone(n, 'full')) / 1e6 for n in BACKBONES}
+    assert 27 < sizes['convnext_tiny'] < 29 and 23 < sizes['resnet50'] < 24 and 3.5 < sizes['efficientnet_b0'] < 5.5
+    assert sizes['vit_small'] == sizes['deit_small'] and 21 < sizes['vit_small'] < 23
+    assert 27 < sizes['swin_tiny'] < 29 and 4.5 < sizes['mobilevit_small'] < 6

@@ -1,0 +1,86 @@
+import io, random
+import numpy as np
+import pytest, torch
+from PIL import Image
+from omr_blog.batching import (Collate, ImageSpec, OmrDataset, WidthBucketSampler, image_to_tensor, open_image,
+                               pad_images, padded_share, to_rgb)
+from omr_blog.core import OmrBlogError
+
+def _modes():
+    base = Image.new('RGB', (40, 10), (10, 20, 30))
+    yield 'L', base.convert('L')
+    yield 'LA', base.convert('LA')
+    yield 'P', base.convert('P')
+    yield 'RGBA', base.convert('RGBA')
+    yield 'CMYK', base.convert('CMYK')
+    yield 'I;16', Image.fromarray((np.asarray(base.convert('L'), dtype=np.uint16) * 257), 'I;16')
+    yield '1', base.convert('1')
+
+@pytest.mark.parametrize('mode,im', list(_modes()), ids=[m for m, _ in _modes()])
+def test_every_mode_becomes_rgb_and_survives_a_file(tmp_path, mode, im):
+    out = to_rgb(im)
+    assert out.mode == 'RGB' and out.size == (40, 10)
+    ext = 'tif' if mode in ('CMYK', 'I;16') else 'png'
+    im.save(tmp_path/f'x.{ext}')
+    assert to_rgb(open_image(tmp_path/f'x.{ext}')).mode == 'RGB'
+
+def test_alpha_is_composited_over_white():
+    im = Image.new('LA', (4, 4), (0, 0))   # black but fully transparent
+    assert to_rgb(im).getpixel((1, 1)) == (255, 255, 255)
+    pal = Image.new('P', (4, 4), 0); pal.info['transparency'] = 0
+    assert to_rgb(pal).getpixel((0, 0)) == (255, 255, 255)
+
+def test_bad_image_files_name_the_file(tmp_path):
+    Image.new('L', (300, 100), 128).save(tmp_path/'ok.png')
+    data = (tmp_path/'ok.png').read_bytes()
+    (tmp_path/'truncated.png').write_bytes(data[:len(data) // 2])
+    (tmp_path/'text.png').write_text('hello')
+    (tmp_path/'empty.png').write_bytes(b'')
+    for name, cause in [('truncated.png', 'unreadable'), ('text.png', 'not an image'), ('empty.png', 'not an image'),
+                        ('missing.png', 'no such file')]:
+        with pytest.raises(OmrBlogError) as e: open_image(tmp_path/name)
+        assert name in str(e.value) and cause in str(e.value)
+    with pytest.raises(OmrBlogError, match='folder'): open_image(tmp_path)
+
+def test_absurdly_large_image_is_refused(tmp_path, monkeypatch):
+    import omr_blog.batching as b
+    Image.new('L', (400, 300)).save(tmp_path/'big.png')
+    monkeypatch.setattr(b, 'MAX_PIXELS', 100_000)
+    with pytest.raises(OmrBlogError, match='too large'): open_image(tmp_path/'big.png')
+
+def test_pad_mask_marks_real_pixels_only():
+    spec = ImageSpec(height=32, stride=16)
+    ims = [torch.rand(3, 32, w) for w in (17, 64, 40)]
+    batch, mask = pad_images(ims, spec)
+    assert batch.shape == (3, 3, 32, 64) and mask.shape == (3, 32, 64)
+    for i, im in enumerate(ims):
+        w = im.shape[-1]
+        assert torch.equal(batch[i, :, :, :w], im) and mask[i, :, :w].all() and not mask[i, :, w:].any()
+        assert (batch[i, :, :, w:] == spec.pad_value).all()
+
+def test_height_normalisation_keeps_aspect_ratio():
+    x = image_to_tensor(Image.new('L', (600, 80), 255), ImageSpec(height=64, max_width=2000))
+    assert x.shape == (3, 64, 480)
+    assert image_to_tensor(Image.new('L', (6000, 80)), ImageSpec(height=64, max_width=1024)).shape[-1] == 1024
+
+def test_sampler_is_a_reproducible_permutation_per_epoch():
+    ws = [random.Random(i).randint(100, 900) for i in range(333)]
+    s = WidthBucketSampler(ws, 8, seed=3)
+    e0 = s.batches(); s.set_epoch(1); e1 = s.batches()
+    assert sorted(i for b in e0 for i in b) == list(range(333)) and e0 != e1
+    s.set_epoch(0); assert s.batches() == e0
+
+def test_bucketing_pads_less_than_random_batches_on_the_training_split(tiny, tokenizer):
+    ds = OmrDataset(tiny['train'], tokenizer, ImageSpec(height=64))
+    bucketed = padded_share(ds.widths, WidthBucketSampler(ds.widths, 16, seed=0).batches())
+    order = list(range(len(ds))); random.Random(0).shuffle(order)
+    plain = padded_share(ds.widths, [order[k:k + 16] for k in range(0, len(order), 16)])
+    assert bucketed < plain and bucketed <= 0.10
+
+def test_loader_batch_is_consistent(tiny, tokenizer):
+    ds = OmrDataset(tiny['val'], tokenizer, ImageSpec(height=64))
+    batch = Collate(ds.spec, tokenizer.pad_id)([ds[i] for i in range(4)])
+    assert batch['ids'][:, 0].eq(tokenizer.bos_id).all()
+    for i in range(4):
+        n = int(batch['lengths'][i]); assert batch['ids'][i, n - 1] == tokenizer.eos_id
+        assert batch['pixel_mask'][i].sum() == 64 * ds[i][0].shape[-1]

@@ -1,0 +1,45 @@
+import xml.etree.ElementTree as ET
+import pytest
+from omr_blog.corpus import (ConversionError, abc_to_musicxml, canonical_abc, convert_piece, ensure_clefs, list_corpus,
+                             musicxml_to_raw_abc, overlong_bars, parse_abc_layout, repair_overlong_bars, split_of, system_label, PieceRef)
+
+def test_corpus_has_enough_pieces_and_a_stable_split():
+    refs = list_corpus()
+    assert len(refs) >= 14_000
+    assert len({r.piece_id for r in refs}) == len(refs)
+    assert [split_of(r.piece_id) for r in refs[:500]] == [split_of(r.piece_id) for r in refs[:500]]
+    assert {split_of(r.piece_id) for r in refs} == {'train', 'val', 'test'}
+
+def test_canonical_abc_replaces_every_text():
+    raw = 'X:1\nT:My Tune\nC:Someone\nL:1/8\nM:4/4\nK:G\nV:1 treble nm="Violin" snm="Vl."\nV:1\n"^dolce" G2 "Am"A2 B2 c2 | %1\nw:la la la la'
+    out = canonical_abc(raw)
+    for word in ('My Tune', 'Someone', 'Violin', 'Vl.', 'dolce', 'la la', '%1'):
+        assert word not in out
+    assert 'T:<|text|>' in out and 'C:<|text|>' in out and '"^<|text|>"' in out and '"Am"' in out and 'w:<|text|>' in out
+
+def test_legato_options_five_bars_per_line_unit_eighth():
+    xml = ensure_clefs(abc_to_musicxml('X:1\nM:4/4\nL:1/4\nK:C\n' + 'CDEF|' * 12 + '\n'))
+    abc = canonical_abc(musicxml_to_raw_abc(xml))
+    lay = parse_abc_layout(abc)
+    assert 'L:1/8' in abc and lay.n_systems == 3   # 12 bars, 5 per line
+    assert system_label(lay, 2).count('|') == 2
+
+def test_overlong_bars_repaired_or_refused():
+    fixable = abc_to_musicxml('X:1\nM:3/4\nL:1/4\nK:C\nCDEFGA|B3|]\n')
+    assert len(overlong_bars(fixable)) == 1
+    fixed = repair_overlong_bars(fixable)
+    assert overlong_bars(fixed) == [] and len(ET.fromstring(fixed).find('part').findall('measure')) == 3
+    straddle = abc_to_musicxml('X:1\nM:3/4\nL:1/4\nK:C\nCDE2FG|B3|]\n')   # a half note crosses the lost bar line
+    with pytest.raises(ConversionError) as e: repair_overlong_bars(straddle)
+    assert e.value.cause == 'overlong_bars'
+
+def test_bad_abc_and_bad_files_raise_conversion_errors(tmp_path):
+    bad = tmp_path/'bad.abc'; bad.write_text('X:1\nthis is not music at all\n')
+    with pytest.raises(ConversionError): convert_piece(PieceRef('x/bad.abc#0', str(bad), 'abc'))
+    cut = tmp_path/'cut.mxl'; cut.write_bytes(b'PK\x03\x04garbage')
+    with pytest.raises(Exception): convert_piece(PieceRef('x/cut.mxl#0', str(cut), 'musicxml'))
+
+def test_voice_line_mismatch_detected():
+    with pytest.raises(ConversionError) as e:
+        parse_abc_layout('X:1\nL:1/8\nK:C\nV:1 treble\nV:2 bass\nV:1\nCDEF|\nGABc|\nV:2\nC,D,E,F,|\n')
+    assert e.value.cause == 'voice_line_mismatch'

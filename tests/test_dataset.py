@@ -1,0 +1,67 @@
+import json, os, signal, subprocess, sys, time
+from dataclasses import replace
+from pathlib import Path
+import pytest
+from omr_blog.core import OmrBlogError
+from omr_blog.dataset import (PRESETS, BuildConfig, build_dataset, build_report, dataset_fingerprint, load_omr_dataset,
+                              load_pdmx_synth)
+
+COLUMNS = ['image', 'transcription', 'filename', 'musicxml']
+
+def test_tiny_has_pdmx_synth_columns_and_disjoint_pieces(tiny):
+    assert {'train', 'val', 'test', 'test_abcm2ps'} <= set(tiny)
+    for split in tiny.values(): assert split.column_names == COLUMNS
+    piece = lambda f: f.rsplit('/system-', 1)[0]
+    train = {piece(f) for f in tiny['train']['filename']}
+    assert not train & {piece(f) for f in tiny['test']['filename']}
+    assert not train & {piece(f) for f in tiny['val']['filename']}
+    assert set(tiny['test_abcm2ps']['filename']) <= set(tiny['test']['filename'])
+
+def test_labels_are_canonical(tiny):
+    for t in tiny['train']['transcription'][:200]:
+        assert t.startswith('X:1\n') and 'L:1/8' in t and 'T:<|text|>' in t
+        assert '%' not in t.replace('%%', '')
+
+def test_report_fingerprint_matches_contents(tiny_dir, tiny):
+    rep = build_report(tiny_dir)
+    assert rep['fingerprint'] == dataset_fingerprint(tiny)
+    assert rep['sizes'] == {k: len(v) for k, v in tiny.items()}
+    assert rep['provenance']['git']['commit'] is None or len(rep['provenance']['git']['commit']) == 40
+
+SMALL = replace(PRESETS['tiny'], name='resume-test', train=60, val=8, test=8, shard_pieces=8)
+
+def _fingerprint(out):
+    return json.loads((Path(out)/'report.json').read_text())['fingerprint']
+
+def test_killed_build_resumes_to_the_same_dataset(tmp_path):
+    a = build_dataset(SMALL, out=tmp_path/'a', progress=False)
+    # start the same build in another process, SIGKILL it once it has finished a couple of shards, then resume
+    code = (f'from omr_blog.dataset import build_dataset, PRESETS; from dataclasses import replace; '
+            f'build_dataset(replace(PRESETS["tiny"], name="resume-test", train=60, val=8, test=8, shard_pieces=8), out={str(tmp_path/"b")!r}, progress=False)')
+    p = subprocess.Popen([sys.executable, '-c', code], start_new_session=True)
+    shards = tmp_path/'b'/'shards'
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if shards.exists() and len([d for d in shards.iterdir() if (d/'shard_stats.json').exists()]) >= 2: break
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert not (tmp_path/'b'/'report.json').exists(), 'the build finished before it could be killed'
+    b = build_dataset(SMALL, out=tmp_path/'b', progress=False)
+    assert _fingerprint(a) == _fingerprint(b)
+
+def test_a_broken_piece_costs_one_piece(tmp_path):
+    corpus = tmp_path/'corpus'/'mine'; corpus.mkdir(parents=True)
+    good = ''.join(f'X:{i}\nT:t{i}\nM:4/4\nL:1/4\nK:G\n' + 'GABc|dcBA|' * 4 + '\n\n' for i in range(1, 40))
+    (corpus/'good.abc').write_text(good + 'X:99\nT:broken\nK:\n(((((\n')
+    (corpus/'broken.mxl').write_bytes(b'PK\x03\x04 not really a zip')
+    cfg = BuildConfig(name='broken', train=10**6, val=10**6, test=10**6, shard_pieces=16, corpus_root=str(tmp_path/'corpus'), domain_shift=False)
+    out = build_dataset(cfg, out=tmp_path/'out', progress=False)
+    rep = json.loads((out/'report.json').read_text())
+    assert sum(rep['sizes'].values()) > 0 and sum(rep['failures_by_cause'].values()) >= 2
+    assert sum(v['pieces'] for v in rep['pieces'].values()) == 41
+
+def test_missing_dataset_and_offline_hub_fail_fast_and_clearly(tmp_path):
+    with pytest.raises(OmrBlogError, match='no dataset there'): load_omr_dataset(tmp_path/'nothing')
+    t = time.time()
+    with pytest.raises(OmrBlogError, match='omr-blog data'): load_pdmx_synth()
+    assert time.time() - t < 30

@@ -1,0 +1,73 @@
+import torch
+from omr_blog.decoding import beam_search, greedy_decode
+from omr_blog.model import Decoder, DecoderConfig, ModelConfig, MusicTrOCR
+
+def _model(seed=0, backbone='resnet50'):
+    torch.manual_seed(seed)
+    return MusicTrOCR(ModelConfig(backbone, 'tiny', decoder=DecoderConfig(vocab_size=40, d_model=64, n_layers=2, n_heads=4,
+                                                                             d_ff=128, max_len=48, dropout=0.0))).eval()
+
+def _batch():
+    torch.manual_seed(1)
+    imgs = torch.rand(3, 3, 64, 240); pm = torch.ones(3, 64, 240, dtype=torch.bool); pm[1, :, 100:] = False
+    return imgs, pm
+
+def test_cached_logits_equal_recomputed_step_by_step():
+    m = _model(); imgs, pm = _batch()
+    with torch.no_grad():
+        mem, mask = m.encode(imgs, pm)
+        ids = torch.randint(3, 40, (3, 16)); ids[:, 0] = 1
+        cache = m.decoder.new_cache()
+        for t in range(16):
+            step = m.decoder(ids[:, t:t + 1], mem, mask, cache, start=t)[:, 0]
+            again = m.decoder(ids[:, :t + 1], mem, mask)[:, -1]
+            assert torch.allclose(step, again, atol=1e-5), t
+
+def test_padded_batch_item_equals_item_alone():
+    dec = Decoder(DecoderConfig(vocab_size=40, d_model=64, n_layers=2, n_heads=4, d_ff=128, max_len=48, dropout=0.0)).eval()
+    torch.manual_seed(2)
+    mem = torch.randn(3, 25, 64); mask = torch.ones(3, 25, dtype=torch.bool); mask[0, 11:] = False; mask[2, 20:] = False
+    ids = torch.randint(3, 40, (3, 12))
+    with torch.no_grad():
+        batch = dec(ids, mem, mask)
+        for i, (n_mem, n_ids) in enumerate([(11, 5), (25, 12), (20, 9)]):
+            alone = dec(ids[i:i + 1, :n_ids], mem[i:i + 1, :n_mem], mask[i:i + 1, :n_mem])
+            assert torch.allclose(batch[i, :n_ids], alone[0], atol=1e-5)
+
+def _overfit_two_labels():
+    "A model trained until it writes a different-length label for each of two images."
+    m = _model(3, 'convnext_tiny').train()
+    imgs, pm = _batch(); imgs, pm = imgs[:2], pm[:2]
+    labels = torch.tensor([[1, 5, 6, 7, 8, 9, 10, 2], [1, 11, 12, 2, 0, 0, 0, 0]])
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    for _ in range(150):
+        opt.zero_grad(); loss = m.loss(imgs, pm, labels); loss.backward(); opt.step()
+        if loss.item() < 0.01: break
+    return m.eval(), imgs, pm, labels
+
+def test_ragged_greedy_stops_per_sequence_and_cache_matches():
+    m, imgs, pm, labels = _overfit_two_labels()
+    out = greedy_decode(m, imgs, pm, max_new_tokens=20)
+    assert out[0, :8].tolist() == labels[0].tolist()
+    assert out[1, :4].tolist() == [1, 11, 12, 2] and (out[1, 4:] == 0).all()   # stopped at its own EOS, then pad
+    assert out.shape[1] == 8                                                   # the batch stopped when all had
+    assert torch.equal(out, greedy_decode(m, imgs, pm, max_new_tokens=20, use_cache=False))
+    for k in (2, 4):
+        b = beam_search(m, imgs, pm, beam=k, max_new_tokens=20)
+        assert b[0, :8].tolist() == labels[0].tolist() and b[1, :4].tolist() == [1, 11, 12, 2]
+
+def test_greedy_uncached_equals_cached_and_beam1_equals_greedy_on_random_models():
+    for seed in range(3):
+        m = _model(seed); imgs, pm = _batch()
+        g = greedy_decode(m, imgs, pm, max_new_tokens=30)
+        assert torch.equal(g, greedy_decode(m, imgs, pm, max_new_tokens=30, use_cache=False))
+        assert torch.equal(beam_search(m, imgs, pm, beam=1, max_new_tokens=30), g)
+
+def test_max_length_and_repetition_penalty():
+    m = _model(); imgs, pm = _batch()
+    assert greedy_decode(m, imgs, pm, max_new_tokens=5).shape[1] <= 6
+    assert greedy_decode(m, imgs, pm).shape[1] <= m.cfg.decoder.max_len
+    plain = greedy_decode(m, imgs, pm, max_new_tokens=30)
+    pen = greedy_decode(m, imgs, pm, max_new_tokens=30, repetition_penalty=5.0)
+    rep = lambda s: len(s) - len(set(s))
+    assert sum(rep(r.tolist()) for r in pen) <= sum(rep(r.tolist()) for r in plain)

@@ -126,6 +126,9 @@ class VisionBackbone(nn.Module):
         elif t == 'swin': self.out_dim, self.stride = self.model.num_features, cfg.patch_size * 2 ** (len(cfg.depths) - 1)
         elif t == 'mobilevit': self.out_dim, self.stride = cfg.neck_hidden_sizes[-1], getattr(cfg, 'output_stride', 32) if size == 'tiny' else 32
         self.multiple = self.stride * (cfg.window_size if t == 'swin' else 1)   # what input sizes must divide by
+        # classification leftovers that never see a gradient here (and would trip DDP's unused-parameter check)
+        if t == 'vit': self.model.pooler = None
+        if t == 'convnext': self.model.layernorm = nn.Identity()   # it only normalises the pooled vector
         if t == 'mobilevit' and size == 'tiny': self._trim_mobilevit()
 
     def _trim_mobilevit(self):

@@ -29,7 +29,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
         a = np.asarray(im, dtype=np.float64)
         hi = 65535.0 if im.mode.startswith('I;16') or a.max() > 255 else 255.0
-        im = Image.fromarray((np.clip(a / hi, 0, 1) * 255).round().astype(np.uint8), 'L')
+        im = Image.fromarray((np.clip(a / hi, 0, 1) * 255).round().astype(np.uint8))
     if im.mode == 'P': im = im.convert('RGBA' if 'transparency' in im.info else 'RGB')
     if im.mode in ('LA', 'La', 'PA', 'RGBa'): im = im.convert('RGBA')
     if im.mode == 'RGBA':

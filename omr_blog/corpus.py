@@ -130,6 +130,11 @@ def abc_to_musicxml(abc: str) -> str:
 
 def piece_musicxml(ref: PieceRef) -> str:
     "The piece as a MusicXML string, whatever its source format."
+    try: return _piece_musicxml(ref)
+    except (OSError, zipfile.BadZipFile, UnicodeError, IndexError) as e:
+        raise ConversionError('unreadable_source', f'{type(e).__name__}: {e}'[:200])
+
+def _piece_musicxml(ref: PieceRef) -> str:
     path = Path(ref.path)
     if ref.kind == 'abc':
         pre, tunes = split_abc_tunes(read_text(path))

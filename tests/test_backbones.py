@@ -19,7 +19,7 @@ def test_tiny_forward_backward_on_ragged_strips(name):
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in m.backbone.parameters() if p.requires_grad)
     _, mask = m.encode(imgs, pm)
-    assert mask[0].all() and 0 < mask[1].sum() < mask.shape[1]   # padding-only tokens are masked out
+    assert 0 < mask[1].sum() < mask[0].sum()   # tokens that only saw padding are masked out
 
 @pytest.mark.parametrize('name', list(BACKBONES))
 def test_full_forward_backward_on_ragged_pages(name):

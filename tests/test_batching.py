@@ -13,7 +13,7 @@ def _modes():
     yield 'P', base.convert('P')
     yield 'RGBA', base.convert('RGBA')
     yield 'CMYK', base.convert('CMYK')
-    yield 'I;16', Image.fromarray((np.asarray(base.convert('L'), dtype=np.uint16) * 257), 'I;16')
+    yield 'I;16', Image.fromarray(np.asarray(base.convert('L'), dtype=np.uint16) * 257)
     yield '1', base.convert('1')
 
 @pytest.mark.parametrize('mode,im', list(_modes()), ids=[m for m, _ in _modes()])

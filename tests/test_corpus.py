@@ -22,7 +22,7 @@ def test_legato_options_five_bars_per_line_unit_eighth():
     abc = canonical_abc(musicxml_to_raw_abc(xml))
     lay = parse_abc_layout(abc)
     assert 'L:1/8' in abc and lay.n_systems == 3   # 12 bars, 5 per line
-    assert system_label(lay, 2).count('|') == 2
+    assert system_label(lay, 2).splitlines()[-1].count('|') == 2   # the last line: two bars (<|text|> has bars too!)
 
 def test_overlong_bars_repaired_or_refused():
     fixable = abc_to_musicxml('X:1\nM:3/4\nL:1/4\nK:C\nCDEFGA|B3|]\n')
@@ -34,10 +34,13 @@ def test_overlong_bars_repaired_or_refused():
     assert e.value.cause == 'overlong_bars'
 
 def test_bad_abc_and_bad_files_raise_conversion_errors(tmp_path):
-    bad = tmp_path/'bad.abc'; bad.write_text('X:1\nthis is not music at all\n')
+    bad = tmp_path/'bad.abc'; bad.write_text('X:1\nT:a title and no music\nK:C\n')
     with pytest.raises(ConversionError): convert_piece(PieceRef('x/bad.abc#0', str(bad), 'abc'))
     cut = tmp_path/'cut.mxl'; cut.write_bytes(b'PK\x03\x04garbage')
-    with pytest.raises(Exception): convert_piece(PieceRef('x/cut.mxl#0', str(cut), 'musicxml'))
+    with pytest.raises(ConversionError) as e: convert_piece(PieceRef('x/cut.mxl#0', str(cut), 'musicxml'))
+    assert e.value.cause == 'unreadable_source'
+    with pytest.raises(ConversionError) as e: convert_piece(PieceRef('x/gone.xml#0', str(tmp_path/'gone.xml'), 'musicxml'))
+    assert e.value.cause == 'unreadable_source'
 
 def test_voice_line_mismatch_detected():
     with pytest.raises(ConversionError) as e:

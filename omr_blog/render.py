@@ -67,6 +67,8 @@ def verovio_toolkit():
         import verovio
         verovio.enableLog(verovio.LOG_OFF)
         _TOOLKIT = verovio.toolkit()
+        # a second toolkit in a process falls back to the build-time resource path (fonts missing): set it explicitly
+        _TOOLKIT.setResourcePath(str(Path(verovio.__file__).parent/'data'))
     return _TOOLKIT
 
 def _verovio_options(style: RenderStyle, page_height: int | None) -> dict:

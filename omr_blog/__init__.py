@@ -8,6 +8,8 @@ Modules:
 - `omr_blog.decoding`: The decoder writes one token at a time. Without a cache, step *t* recomputes all *t* previous tokens through every layer; with one, it computes only the new token and reuses everything else.
 - `omr_blog.explore`: Optical Music Recognition turns a picture of a score into a symbolic score. This section shows, with the data we train on, why that is harder than reading text.
 - `omr_blog.model`: The post's model: any of the seven backbones -> Linear to `d_model` -> 2D positional encoding (CNN grids) -> a pre-norm Transformer decoder with masked self-attention, cross-attention and SwiGLU -> vocabulary logits.
-- `omr_blog.render`: Verovio engraves each piece (one system per image, or whole pages); resvg rasterises; abcm2ps renders a domain-shift split."""
+- `omr_blog.render`: Verovio engraves each piece (one system per image, or whole pages); resvg rasterises; abcm2ps renders a domain-shift split.
+- `omr_blog.sweep`: `omr-blog sweep --preset cpu-tiny` executes `nbs/experiments/train_backbone.ipynb` once per backbone into `runs/<preset>/<backbone>/`, skips finished runs, records a failing backbone and goes on, and writes a summary.
+- `omr_blog.train`: AdamW, linear warmup over 3% of the steps then decay, gradient clipping, accumulation to an effective batch of 32, mixed precision, fixed seeds and data order; atomic checkpoints that resume exactly; a JSON record per run."""
 
 __version__ = "0.0.1"

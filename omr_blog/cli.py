@@ -33,6 +33,34 @@ def _cmd_info(a):
     from omr_blog.dataset import info_dataset
     print(json.dumps(info_dataset(a.dataset), indent=2))
 
+def _parse_sets(pairs) -> dict:
+    "['lr=1e-3', 'decoder.n_layers=1'] -> {'lr': 0.001, 'decoder': {'n_layers': 1}} (values parsed as YAML)."
+    import yaml
+    out = {}
+    for p in pairs or []:
+        if '=' not in p: raise OmrBlogError(f'--set {p}: expected FIELD=VALUE')
+        k, v = p.split('=', 1)
+        v = yaml.safe_load(v)
+        if k.startswith('decoder.'): out.setdefault('decoder', {})[k[8:]] = v
+        else: out[k] = v
+    return out
+
+def _cmd_train(a):
+    from omr_blog.train import make_config, train
+    cfg = make_config(a.preset, a.backbone, **_parse_sets(a.set))
+    r = train(cfg, resume=not a.restart, progress=not a.quiet)
+    keep = ('status', 'error', 'steps', 'train_seconds', 'samples_per_s', 'peak_memory_mb', 'val_loss')
+    print(json.dumps({**{k: r.get(k) for k in keep}, 'test': (r.get('metrics') or {}).get('test')}, indent=2))
+    if r['status'] != 'ok': raise OmrBlogError(f"{a.backbone}: training ended with status {r['status']}: {r.get('error')}")
+
+def _cmd_sweep(a):
+    from omr_blog.sweep import sweep
+    rows = sweep(a.preset, a.backbones, _parse_sets(a.set), progress=not a.quiet)
+    for r in rows:
+        ser = r.get('test_ser')
+        print(f"{r['backbone']:16s} {r['status']:7s} test SER {'missing' if ser is None else f'{ser:.3f}'}  "
+              f"{(r.get('train_seconds') or 0):6.0f} s  {(r.get('samples_per_s') or 0):6.1f} samples/s")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -53,6 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--no-domain-shift', action='store_true', help='skip the abcm2ps test split')
     d.add_argument('--quiet', action='store_true', help='no progress bars')
     d.set_defaults(func=_cmd_data)
+    from omr_blog.backbones import BACKBONES
+    t = sub.add_parser('train', help='train one backbone with a preset (resumes a killed run)',
+                       description='Train MusicTrOCR with one backbone. Writes runs/<preset>/<backbone>/ (checkpoint, log.jsonl, '
+                                   'result.json with metrics and provenance). Rerunning resumes from the last checkpoint.')
+    t.add_argument('--backbone', required=True, choices=list(BACKBONES))
+    t.add_argument('--preset', default='cpu-tiny', help='configs/presets/<name>.yaml (default cpu-tiny)')
+    t.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields, e.g. lr=1e-3 max_steps=50 decoder.n_layers=1')
+    t.add_argument('--restart', action='store_true', help='ignore an existing checkpoint and start over')
+    t.add_argument('--quiet', action='store_true')
+    t.set_defaults(func=_cmd_train)
+    w = sub.add_parser('sweep', help='run the training notebook once per backbone (papermill) and summarise',
+                       description='Execute nbs/experiments/train_backbone.ipynb for each backbone into runs/<preset>/<backbone>/, '
+                                   'skip finished runs, record failures and go on; write results/<preset>/summary.json.')
+    w.add_argument('--preset', default='cpu-tiny')
+    w.add_argument('--backbones', nargs='*', choices=list(BACKBONES), help='default: all seven')
+    w.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields for every run')
+    w.add_argument('--quiet', action='store_true')
+    w.set_defaults(func=_cmd_sweep)
     i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
     i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')
     i.set_defaults(func=_cmd_info)

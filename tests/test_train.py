@@ -1,0 +1,74 @@
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from omr_blog.core import OmrBlogError
+from omr_blog.train import TrainConfig, lr_at, make_config, train
+
+def _cfg_kwargs(tiny_dir, out):
+    "A run small enough for a test: 10 optimizer steps of a one-layer 64-wide decoder."
+    return dict(dataset=str(tiny_dir), max_steps=10, batch_size=4, effective_batch=8, ckpt_every=3, log_every=1,
+                eval_samples=4, eval_batch_size=4, wandb=False, out_dir=str(out), lr=2e-3,
+                decoder={'d_model': 64, 'n_layers': 1, 'n_heads': 4, 'd_ff': 128, 'max_len': 48})
+
+def _cfg(tiny_dir, out, **kw):
+    return make_config('cpu-tiny', 'resnet50', **{**_cfg_kwargs(tiny_dir, out), **kw})
+
+def _losses(out): return [json.loads(l)['loss'] for l in (Path(out)/'log.jsonl').read_text().splitlines()]
+
+def test_schedule_warms_up_then_decays():
+    c = TrainConfig(max_steps=1000, lr=1.0, warmup=0.03, min_lr_ratio=0.1)
+    lrs = [lr_at(s, c) for s in range(1000)]
+    assert lrs[0] < lrs[15] < lrs[29] == 1.0 and lrs[29] > lrs[500] > lrs[999] >= 0.1
+
+def test_killed_run_resumes_to_the_same_final_loss(tiny_dir, tmp_path):
+    a = train(_cfg(tiny_dir, tmp_path/'a'), progress=False)
+    assert a['status'] == 'ok' and a['steps'] == 10
+    code = ('from omr_blog.train import make_config, train; import json; '
+            f'cfg = make_config("cpu-tiny", "resnet50", **json.loads({json.dumps(json.dumps(_cfg_kwargs(tiny_dir, tmp_path/"b")))})); '
+            'train(cfg, progress=False)')
+    p = subprocess.Popen([sys.executable, '-c', code], start_new_session=True)
+    log = tmp_path/'b'/'log.jsonl'
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 7: break
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert not (tmp_path/'b'/'result.json').exists(), 'the run finished before it could be killed'
+    b = train(_cfg(tiny_dir, tmp_path/'b'), progress=False)   # resumes from the step-6 checkpoint
+    assert b['steps'] == 10
+    la, lb = _losses(tmp_path/'a'), _losses(tmp_path/'b')
+    assert lb[-1] == pytest.approx(la[-1], rel=1e-5, abs=1e-6)
+    assert a['metrics']['test']['ser'] == pytest.approx(b['metrics']['test']['ser'])
+
+def test_run_record_has_provenance_and_measurements(tiny_dir, tmp_path):
+    r = train(_cfg(tiny_dir, tmp_path, max_steps=3), progress=False)
+    saved = json.loads((tmp_path/'result.json').read_text())
+    for k in ('config', 'samples_per_s', 'tokens_per_s', 'time_per_epoch_s', 'peak_memory_mb', 'params', 'val_loss', 'seed'):
+        assert saved[k] is not None, k
+    assert saved['dataset']['fingerprint'] and saved['provenance']['git'] and saved['provenance']['hardware']['cpu_cores'] >= 1
+    assert set(saved['metrics']) >= {'val', 'test'} and saved['params']['total'] > saved['params']['encoder'] > 0
+
+def test_nan_loss_stops_the_run_with_a_status(tiny_dir, tmp_path, monkeypatch):
+    from omr_blog.model import MusicTrOCR
+    orig = MusicTrOCR.loss
+    monkeypatch.setattr(MusicTrOCR, 'loss', lambda self, *a: orig(self, *a) * float('nan'))
+    r = train(_cfg(tiny_dir, tmp_path), progress=False)
+    assert r['status'] == 'nan' and 'step 0' in r['error'] and 'metrics' not in r
+
+def test_unknown_preset_and_field():
+    with pytest.raises(OmrBlogError, match='unknown preset'): make_config('nope', 'resnet50')
+    with pytest.raises(OmrBlogError, match='unknown config field'): make_config('cpu-tiny', 'resnet50', learning_rate=1)
+
+def test_sweep_runs_the_notebook_records_failures_and_skips_done(tiny_dir, tmp_path, monkeypatch):
+    from omr_blog import sweep as S
+    monkeypatch.setenv('OMR_BLOG_RUNS', str(tmp_path/'runs'))
+    over = {k: v for k, v in _cfg_kwargs(tiny_dir, '').items() if k != 'out_dir'}
+    over.update(max_steps=2, eval_samples=2)
+    rows = S.sweep('cpu-tiny', ['resnet50'], over, results_dir=tmp_path/'results', progress=False)
+    assert rows[0]['status'] == 'ok' and (tmp_path/'runs'/'cpu-tiny'/'resnet50'/'train_backbone.ipynb').exists()
+    assert rows[0]['test_ser'] is not None
+    mtime = (tmp_path/'runs'/'cpu-tiny'/'resnet50'/'result.json').stat().st_mtime
+    bad = {**over, 'height': -5}   # an impossible config: the run fails, the sweep records it and goes on
+    rows = [S.run_backbone('vit_small', 'cpu-tiny', bad, progress=False), S.run_backbone('resnet50', 'cpu-tiny', over, progress=False)]
+    assert rows[0]['status'] == 'failed' and rows[0]['error']
+    assert (tmp_path/'runs'/'cpu-tiny'/'resnet50'/'result.json').stat().st_mtime == mtime   # finished run skipped

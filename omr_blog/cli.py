@@ -39,8 +39,12 @@ def _parse_sets(pairs) -> dict:
     out = {}
     for p in pairs or []:
         if '=' not in p: raise OmrBlogError(f'--set {p}: expected FIELD=VALUE')
-        k, v = p.split('=', 1)
-        v = yaml.safe_load(v)
+        k, raw = p.split('=', 1)
+        v = yaml.safe_load(raw)
+        if isinstance(v, str):   # YAML 1.1 reads '2e-3' as a string: numbers should be numbers
+            for conv in (int, float):
+                try: v = conv(raw); break
+                except ValueError: pass
         if k.startswith('decoder.'): out.setdefault('decoder', {})[k[8:]] = v
         else: out[k] = v
     return out

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .backbones import VisionBackbone, count_params, get_spec
 
 # %% auto #0
-__all__ = ['DecoderConfig', 'ModelConfig', 'Attention', 'SwiGLU', 'DecoderLayer', 'Decoder', 'positional_encoding_2d',
+__all__ = ['DecoderConfig', 'ModelConfig', 'Attention', 'SwiGLU', 'DecoderLayer', 'Decoder', 'positional_encoding_2d', 'lm_loss',
            'MusicTrOCR']
 
 # %% ../nbs/02b_model.ipynb #a9bc32fd
@@ -139,6 +139,11 @@ def positional_encoding_2d(h: int, w: int, dim: int, device=None) -> torch.Tenso
     return torch.cat([rows[:, None].expand(h, w, half), cols[None].expand(h, w, dim - half)], -1).reshape(h * w, dim)
 
 # %% ../nbs/02b_model.ipynb #bf352a70
+def lm_loss(logits, ids, pad_id: int):
+    "Mean cross-entropy of logits (B, T-1, V) against ids[:, 1:], ignoring padding."
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=pad_id)
+
+# %% ../nbs/02b_model.ipynb #8da00b17
 class MusicTrOCR(nn.Module):
     "Image (B, 3, H, W) + pixel mask -> ABC token logits, with any of the seven backbones."
     def __init__(self, cfg: ModelConfig):
@@ -164,8 +169,7 @@ class MusicTrOCR(nn.Module):
 
     def loss(self, images, pixel_mask, ids):
         "Mean cross-entropy over real (non-pad) target tokens."
-        logits = self(images, pixel_mask, ids)
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=self.cfg.decoder.pad_id)
+        return lm_loss(self(images, pixel_mask, ids), ids, self.cfg.decoder.pad_id)
 
     def param_counts(self) -> dict:
         enc = count_params(self.backbone)

@@ -91,12 +91,13 @@ def load_legato_tokenizer(hub_id: str = LEGATO_TOKENIZER_ID) -> AbcTokenizer:
     return AbcTokenizer(hf)
 
 # %% ../nbs/01d_tokenizer.ipynb #edd59aec
-def tokenizer_path(dataset_dir: str | Path) -> Path: return Path(dataset_dir)/'tokenizer'
+def tokenizer_path(dataset_dir: str | Path, vocab_size: int = 4096) -> Path:
+    return Path(dataset_dir)/('tokenizer' if vocab_size == 4096 else f'tokenizer-{vocab_size}')
 
 def train_dataset_tokenizer(dataset_dir: str | Path, vocab_size: int = 4096, force: bool = False) -> AbcTokenizer:
     "Train (or load, when already trained) the BPE of a built dataset, on its training labels only."
     from omr_blog.dataset import load_omr_dataset
-    out = tokenizer_path(dataset_dir)
+    out = tokenizer_path(dataset_dir, vocab_size)
     if (out/'tokenizer.json').exists() and not force: return AbcTokenizer.load(out)
     train = load_omr_dataset(dataset_dir)['train']
     tok = AbcTokenizer.train(train['transcription'], vocab_size)

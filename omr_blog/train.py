@@ -21,12 +21,12 @@ from .core import OmrBlogError, atomic_path, project_root, provenance, runs_dir,
 from .dataset import build_report, dataset_path, load_omr_dataset
 from .decoding import greedy_decode
 from .metrics import character_error_rate, exact_match, symbol_error_rate
-from .model import DecoderConfig, ModelConfig, MusicTrOCR
+from .model import DecoderConfig, ModelConfig, MusicTrOCR, lm_loss
 from .tokenizer import AbcTokenizer, train_dataset_tokenizer
 
 # %% auto #0
-__all__ = ['TrainConfig', 'load_preset', 'make_config', 'lr_at', 'resolve_precision', 'save_checkpoint', 'load_weights',
-           'peak_memory_mb', 'build_model', 'evaluate', 'train']
+__all__ = ['TrainConfig', 'load_preset', 'make_config', 'lr_at', 'cpu_has_fast_bf16', 'resolve_precision', 'save_checkpoint',
+           'load_weights', 'dist_setup', 'peak_memory_mb', 'build_model', 'evaluate', 'train']
 
 # %% ../nbs/03a_train.ipynb #07939744
 @dataclass
@@ -40,6 +40,7 @@ class TrainConfig:
     height: int = 64                   # image height after normalisation
     max_width: int = 1024
     decoder: dict = field(default_factory=dict)   # DecoderConfig overrides (vocab/pad/bos/eos come from the tokenizer)
+    vocab_size: int = 4096             # BPE size (trained on the dataset's training labels, cached per size)
     batch_size: int = 16               # micro-batch
     effective_batch: int = 32          # optimizer batch = micro-batch x accumulation
     lr: float = 3e-4
@@ -49,9 +50,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     max_steps: int = 600               # optimizer steps
     time_budget_s: float | None = None # stop early (status 'ok', flagged) when the wall clock runs out
-    precision: str = 'bf16'            # 'bf16' | 'fp16' | 'fp32' | 'auto'
+    precision: str = 'auto'            # 'auto' | 'bf16' | 'fp16' | 'fp32' (auto: bf16 only where the hardware has it)
     seed: int = 0
     eval_samples: int = 300            # test/val images decoded for the run's metrics (greedy)
+    eval_max_new_tokens: int | None = None  # cap on generated tokens (None: the decoder's max_len); stops runaway repeats
     eval_batch_size: int = 32
     ckpt_every: int = 100              # optimizer steps between checkpoints
     log_every: int = 10
@@ -60,8 +62,6 @@ class TrainConfig:
     wandb_project: str = 'music-recognition'
     out_dir: str | None = None         # default runs/<preset>/<backbone>
 
-    @property
-    def accumulation(self) -> int: return max(1, self.effective_batch // self.batch_size)
 
 def load_preset(name: str) -> dict:
     "A preset's fields from configs/presets/<name>.yaml."
@@ -90,15 +90,22 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     frac = min(1.0, (step - warm) / max(1, cfg.max_steps - warm))
     return cfg.lr * (1 - (1 - cfg.min_lr_ratio) * frac)
 
+def cpu_has_fast_bf16() -> bool:
+    "True when the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated and slow."
+    try: flags = Path('/proc/cpuinfo').read_text()
+    except OSError: return False
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     "The autocast dtype: bf16 where supported, fp16 on older GPUs, None for fp32."
     if precision == 'fp32': return None
     if precision == 'auto':
         if device.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16
+        return torch.bfloat16 if cpu_has_fast_bf16() else None
+    if precision not in ('bf16', 'fp16'): raise OmrBlogError(f'{precision}: precision must be auto, bf16, fp16 or fp32')
     return {'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
 
-# %% ../nbs/03a_train.ipynb #8cd8213e
+# %% ../nbs/03a_train.ipynb #aae6a326
 def _rng_state() -> dict:
     return {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state(),
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
@@ -130,7 +137,17 @@ def load_weights(model, path: Path):
     if missing or unexpected:
         raise OmrBlogError(f'{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected tensors)')
 
-# %% ../nbs/03a_train.ipynb #bd327ab1
+# %% ../nbs/03a_train.ipynb #94919bb6
+def dist_setup() -> tuple[int, int, int]:
+    "(world size, rank, local rank); initialises the process group when launched by torchrun."
+    import torch.distributed as dist
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+    rank = dist.get_rank() if world > 1 else 0
+    return world, rank, int(os.environ.get('LOCAL_RANK', '0'))
+
+# %% ../nbs/03a_train.ipynb #c17bd491
 def peak_memory_mb(device: torch.device) -> float:
     "CUDA max_memory_allocated on GPU; peak resident set size of this process on CPU."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
@@ -145,7 +162,8 @@ def _dataset_dir(name: str) -> Path:
     return p if (p/'report.json').exists() else dataset_path(name)
 
 @torch.no_grad()
-def evaluate(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int, batch_size: int, device, amp_dtype=None) -> dict:
+def evaluate(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int, batch_size: int, device, amp_dtype=None,
+             max_new_tokens: int | None = None) -> dict:
     "Teacher-forced loss and greedy-decoding metrics on the first `n` items of a split."
     model.eval()
     ds = OmrDataset(split.select(range(min(n, len(split)))), tok, spec, model.cfg.decoder.max_len)
@@ -157,7 +175,7 @@ def evaluate(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int, batch_siz
         with ctx:
             n_real = int((b['ids'][:, 1:] != tok.pad_id).sum())
             losses += model.loss(b['images'], b['pixel_mask'], b['ids']).item() * n_real; ntok += n_real
-            out = greedy_decode(model, b['images'], b['pixel_mask'], max_new_tokens=model.cfg.decoder.max_len - 1)
+            out = greedy_decode(model, b['images'], b['pixel_mask'], max_new_tokens=max_new_tokens or model.cfg.decoder.max_len - 1)
         for row, ref in zip(out.tolist(), b['ids'].tolist()):
             preds.append(row); refs.append(ref)
     strip = lambda ids: [i for i in (ids[:ids.index(tok.eos_id, 1)] if tok.eos_id in ids[1:] else ids) if i not in (tok.bos_id, tok.pad_id, tok.eos_id)]
@@ -167,7 +185,7 @@ def evaluate(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int, batch_siz
     return {'loss': losses / max(1, ntok), 'ser': symbol_error_rate(p_ids, r_ids), 'cer': character_error_rate(p_txt, r_txt),
             'exact_match': exact_match(p_txt, r_txt), 'n': len(refs)}
 
-# %% ../nbs/03a_train.ipynb #94919bb6
+# %% ../nbs/03a_train.ipynb #aa239ee9
 def _wandb_run(cfg: TrainConfig, out: Path):
     if not cfg.wandb: return None
     os.environ.setdefault('WANDB_MODE', 'offline')
@@ -183,13 +201,21 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     "Train (or resume) one run; writes runs/<preset>/<backbone>/{checkpoint, log.jsonl, result.json}; returns the result."
     out = Path(cfg.out_dir) if cfg.out_dir else runs_dir()/cfg.preset/cfg.backbone
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    world, rank, local_rank = dist_setup()
+    main_proc = rank == 0
+    progress = progress and main_proc
+    device = torch.device(f'cuda:{local_rank}' if torch.cuda.is_available() else 'cpu')
+    if device.type == 'cuda': torch.cuda.set_device(device)
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     ds_dir = _dataset_dir(cfg.dataset)
     data = load_omr_dataset(cfg.dataset if cfg.dataset == 'pdmx-synth' else ds_dir)
-    tok = train_dataset_tokenizer(ds_dir)
-    spec = None
+    tok = train_dataset_tokenizer(ds_dir, cfg.vocab_size)
     model = build_model(cfg, tok).to(device)
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        net = DDP(model, device_ids=[local_rank] if device.type == 'cuda' else None)
+    accumulation = max(1, cfg.effective_batch // (cfg.batch_size * world))
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
     train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.get('max_len', 2048))
     sampler = WidthBucketSampler(train_ds.widths, cfg.batch_size, seed=cfg.seed, drop_last=True)
@@ -202,6 +228,11 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     scaler = torch.amp.GradScaler('cuda') if amp == torch.float16 and device.type == 'cuda' else None
     step, epoch, batch_pos, elapsed, seen_samples, seen_tokens = 0, 0, 0, 0.0, 0, 0
     ckpt = out/'checkpoint'
+    if resume and (ckpt/'config.json').exists():
+        same = lambda d: {k: v for k, v in d.items() if k != 'out_dir'}
+        if same(json.loads((ckpt/'config.json').read_text())) != same(json.loads(json.dumps(asdict(cfg)))):
+            if main_proc: print(f'{ckpt}: checkpoint of a different config; starting over', file=sys.stderr)
+            resume = False
     if resume and (ckpt/'state.pt').exists():
         load_weights(model, ckpt)
         st = torch.load(ckpt/'state.pt', weights_only=False)
@@ -210,9 +241,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
         _set_rng_state(st['rng'])
         step, epoch, batch_pos, elapsed = st['step'], st['epoch'], st['batch_pos'], st['elapsed']
         seen_samples, seen_tokens = st['seen_samples'], st['seen_tokens']
-    elif (out/'log.jsonl').exists(): (out/'log.jsonl').unlink()   # a fresh run starts a fresh log
-    wb = _wandb_run(cfg, out)
-    log = open(out/'log.jsonl', 'a')
+    elif main_proc and (out/'log.jsonl').exists(): (out/'log.jsonl').unlink()   # a fresh run starts a fresh log
+    wb = _wandb_run(cfg, out) if main_proc else None
+    log = open(out/'log.jsonl', 'a') if main_proc else open(os.devnull, 'w')
     status, error, stopped_by_budget = 'ok', None, False
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f'{cfg.backbone}', unit='step', disable=not progress, dynamic_ncols=True)
     t_start = time.perf_counter() - elapsed
@@ -223,6 +254,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
         while True:
             sampler.set_epoch(epoch)
             order = sampler.batches()
+            if world > 1: order = order[:len(order) // world * world][rank::world]   # this process's share
             while batch_pos < len(order):
                 idx = order[batch_pos]; batch_pos += 1
                 yield collate([train_ds[i] for i in idx])
@@ -233,15 +265,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
             for g in opt.param_groups: g['lr'] = lr_at(step, cfg)
             opt.zero_grad(set_to_none=True)
             loss_sum = 0.0
-            for _ in range(cfg.accumulation):
+            for _ in range(accumulation):
                 b = {k: v.to(device) for k, v in next(it).items()}
                 with ctx():
-                    loss = model.loss(b['images'], b['pixel_mask'], b['ids']) / cfg.accumulation
+                    loss = lm_loss(net(b['images'], b['pixel_mask'], b['ids']), b['ids'], tok.pad_id) / accumulation
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f'loss is {loss.item()} at step {step}')
                 (scaler.scale(loss) if scaler else loss).backward()
                 loss_sum += loss.item()
-                seen_samples += b['ids'].shape[0]; seen_tokens += int((b['ids'] != tok.pad_id).sum())
+                seen_samples += b['ids'].shape[0] * world; seen_tokens += int((b['ids'] != tok.pad_id).sum()) * world
             if scaler: scaler.unscale_(opt)
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             (scaler.step(opt), scaler.update()) if scaler else opt.step()
@@ -256,16 +288,20 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
                 if wb: wb.log(rec, step=step)
             state = lambda: {'step': step, 'epoch': epoch, 'batch_pos': batch_pos, 'elapsed': time.perf_counter() - t_start,
                              'seen_samples': seen_samples, 'seen_tokens': seen_tokens}
-            if step % cfg.ckpt_every == 0 or step == cfg.max_steps: save_checkpoint(ckpt, model, opt, scaler, state(), cfg)
+            if main_proc and (step % cfg.ckpt_every == 0 or step == cfg.max_steps): save_checkpoint(ckpt, model, opt, scaler, state(), cfg)
             if stop_after and step >= stop_after: break
-            if cfg.time_budget_s and now > cfg.time_budget_s:
+            if cfg.time_budget_s and now > cfg.time_budget_s and world == 1:   # (under DDP ranks would disagree on when)
                 stopped_by_budget = True; save_checkpoint(ckpt, model, opt, scaler, state(), cfg); break
     except FloatingPointError as e: status, error = 'nan', str(e)
     except torch.OutOfMemoryError as e: status, error = 'oom', str(e).splitlines()[0]
     finally:
         bar.close(); log.close()
     elapsed = time.perf_counter() - t_start
-    result = {'status': status, 'error': error, 'backbone': cfg.backbone, 'preset': cfg.preset, 'config': asdict(cfg),
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
+        if not main_proc: dist.destroy_process_group(); return {'status': status, 'rank': rank}
+    result = {'status': status, 'error': error, 'backbone': cfg.backbone, 'world_size': world, 'preset': cfg.preset, 'config': asdict(cfg),
               'steps': step, 'stopped_by_time_budget': stopped_by_budget, 'train_seconds': round(elapsed, 1),
               'samples_per_s': seen_samples / max(elapsed, 1e-9), 'tokens_per_s': seen_tokens / max(elapsed, 1e-9),
               'time_per_epoch_s': elapsed / max(seen_samples, 1) * len(train_ds), 'epochs': seen_samples / len(train_ds),
@@ -275,10 +311,13 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     if stop_after and step < cfg.max_steps and not stopped_by_budget:
         return result   # a deliberately interrupted run (tests): no final evaluation
     if status == 'ok':
-        result['metrics'] = {s: evaluate(model, data[s], tok, spec, cfg.eval_samples, cfg.eval_batch_size, device, amp)
+        result['metrics'] = {s: evaluate(model, data[s], tok, spec, cfg.eval_samples, cfg.eval_batch_size, device, amp, cfg.eval_max_new_tokens)
                              for s in ('val', 'test', 'test_abcm2ps') if s in data}
         result['val_loss'] = result['metrics']['val']['loss']
         if wb: wb.summary.update({f'{s}/{k}': v for s, m in result['metrics'].items() for k, v in m.items()})
     write_json(out/'result.json', result)
     if wb: wb.finish()
+    if world > 1:
+        import torch.distributed as dist
+        dist.destroy_process_group()
     return result

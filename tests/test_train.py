@@ -49,9 +49,9 @@ def test_run_record_has_provenance_and_measurements(tiny_dir, tmp_path):
     assert set(saved['metrics']) >= {'val', 'test'} and saved['params']['total'] > saved['params']['encoder'] > 0
 
 def test_nan_loss_stops_the_run_with_a_status(tiny_dir, tmp_path, monkeypatch):
-    from omr_blog.model import MusicTrOCR
-    orig = MusicTrOCR.loss
-    monkeypatch.setattr(MusicTrOCR, 'loss', lambda self, *a: orig(self, *a) * float('nan'))
+    import omr_blog.train as T
+    orig = T.lm_loss
+    monkeypatch.setattr(T, 'lm_loss', lambda *a: orig(*a) * float('nan'))
     r = train(_cfg(tiny_dir, tmp_path), progress=False)
     assert r['status'] == 'nan' and 'step 0' in r['error'] and 'metrics' not in r
 

@@ -40,6 +40,7 @@ data: setup
 SECTIONS := $(sort $(wildcard nbs/0[1-7]_*.ipynb))
 blog: setup
 	.venv/bin/omr-blog data --preset $(PRESET)
+	.venv/bin/omr-blog sweep --preset cpu-tiny
 	@mkdir -p runs/blog
 	@for nb in $(SECTIONS); do \
 	  echo "executing $$nb"; \

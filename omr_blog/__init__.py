@@ -2,6 +2,7 @@
 
 Modules:
 
+- `omr_blog.attention_maps`: An encoder looks at the image; a decoder writes ABC one token at a time, and at every step it *asks the encoder where to look* through cross-attention. We walk one real strip through MusicTrOCR with the shape at every step.
 - `omr_blog.backbones`: One registry, the exact architectures of the checkpoints the post names, a tiny variant of each family for the CPU presets, and one adapter that turns any of them into `(features (B, N, C), key-padding mask (B, N))`.
 - `omr_blog.batching`: Normalise height, keep the aspect ratio, pad each batch to a common width with a pixel mask, and group similar widths so that padding stays small.
 - `omr_blog.dataset`: `omr-blog data` builds a Hugging Face `DatasetDict` with PDMX-Synth's columns from the music21 corpus; the same loaders read the real PDMX-Synth when the hub is reachable.

@@ -44,3 +44,13 @@ def test_readme_build_time_matches_the_committed_report():
     m = re.search(r'took about (\d+) minutes', (ROOT/'README.md').read_text())
     assert m, 'README must state the measured build time'
     assert int(m.group(1)) == round(rep['build_seconds'] / 60)
+
+def test_slurm_array_matches_the_registry():
+    import re, subprocess
+    from omr_blog.backbones import BACKBONES
+    sb = (ROOT/'slurm'/'train_backbone.sbatch').read_text()
+    arr = re.search(r'BACKBONES=\(([^)]*)\)', sb).group(1).split()
+    assert arr == list(BACKBONES)
+    assert '--array=0-6' in (ROOT/'slurm'/'launch_sweep.sh').read_text()
+    for f in ('train_backbone.sbatch', 'launch_sweep.sh'):
+        assert subprocess.run(['bash', '-n', str(ROOT/'slurm'/f)]).returncode == 0

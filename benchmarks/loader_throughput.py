@@ -2,11 +2,12 @@
 consumes, measured side by side in one run. Target (issue 2): loader >= 5x the training step's samples/s.
 Also prints the padded-pixel share with width buckets vs pad-to-max (target <= 10%).
 
-The training step needs the model of Section 2 (`omr_blog.model`); until it exists this prints the loader alone.
+The training step is the cpu-tiny preset's (forward + backward + AdamW step of the given backbone, in the
+precision the preset resolves to on this machine), fed with batches from the same loader.
 
     .venv/bin/python benchmarks/loader_throughput.py [--dataset omr-synth-cpu] [--batches 60]
 """
-import argparse, importlib.util, time
+import argparse, time
 import torch
 from omr_blog.batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from omr_blog.dataset import load_omr_dataset
@@ -28,6 +29,8 @@ def main():
     ap.add_argument('--batch-size', type=int, default=8)
     ap.add_argument('--batches', type=int, default=60)
     ap.add_argument('--height', type=int, default=64)
+    ap.add_argument('--backbone', default='resnet50', help='the training step compared against')
+    ap.add_argument('--steps', type=int, default=10, help='training steps timed')
     a = ap.parse_args()
     d = load_omr_dataset(a.dataset)
     tok = train_dataset_tokenizer(dataset_path(a.dataset) if not str(a.dataset).startswith('/') else a.dataset)
@@ -39,9 +42,30 @@ def main():
     bucketed = padded_share(ds.widths, WidthBucketSampler(ds.widths, a.batch_size, seed=0).batches())
     print(f'padded pixels on train ({len(ds)} images, batch {a.batch_size}): width buckets {bucketed:.1%} '
           f'vs pad-to-max of random batches {plain:.1%} (target <= 10%)')
+    rates = []
     for w in (0, 1):
-        print(f'loader, {w} worker process(es): {loader_rate(ds, tok, a.batch_size, a.batches, w):7.1f} samples/s')
-    if importlib.util.find_spec('omr_blog.model') is None:
-        print('training step: omr_blog.model does not exist yet (Section 2); no ratio to report')
+        rates.append(loader_rate(ds, tok, a.batch_size, a.batches, w))
+        print(f'loader, {w} worker process(es): {rates[-1]:7.1f} samples/s')
+    loader = max(rates)
+    from omr_blog.model import lm_loss
+    from omr_blog.train import build_model, make_config, resolve_precision
+    cfg = make_config('cpu-tiny', a.backbone, dataset=a.dataset)
+    tok_t = train_dataset_tokenizer(dataset_path(a.dataset), cfg.vocab_size)
+    m = build_model(cfg, tok_t).train()
+    ds_t = OmrDataset(d['train'], tok_t, ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=m.backbone.multiple))
+    batches = [Collate(ds_t.spec, tok_t.pad_id)([ds_t[i] for i in b]) for b in WidthBucketSampler(ds_t.widths, cfg.batch_size, seed=0).batches()[:a.steps + 1]]
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    amp = resolve_precision(cfg.precision, torch.device('cpu'))
+    def step(b):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast('cpu', dtype=amp or torch.float32, enabled=amp is not None):
+            loss = lm_loss(m(b['images'], b['pixel_mask'], b['ids']), b['ids'], tok_t.pad_id)
+        loss.backward(); opt.step()
+    step(batches[0])
+    t = time.perf_counter()
+    for b in batches[1:]: step(b)
+    train_rate = a.steps * cfg.batch_size / (time.perf_counter() - t)
+    print(f'training step (cpu-tiny {a.backbone}, batch {cfg.batch_size}, {amp or "fp32"}): {train_rate:7.1f} samples/s')
+    print(f'loader / training step: {loader / train_rate:.1f}x (target >= 5x)')
 
 if __name__ == '__main__': main()

@@ -9,7 +9,8 @@ import torch
 from omr_blog.batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from omr_blog.dataset import load_omr_dataset
 from omr_blog.tokenizer import train_dataset_tokenizer
-from omr_blog.train import _dataset_dir, build_model, cpu_has_fast_bf16, make_config
+from omr_blog.dataset import resolve_dataset_dir
+from omr_blog.train import build_model, cpu_has_fast_bf16, make_config
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -18,7 +19,7 @@ def main():
     ap.add_argument('--repeat', type=int, default=3)
     a = ap.parse_args()
     cfg = make_config('cpu-tiny', a.backbone, dataset=a.dataset)
-    d = _dataset_dir(cfg.dataset); tok = train_dataset_tokenizer(d)
+    d = resolve_dataset_dir(cfg.dataset); tok = train_dataset_tokenizer(d, cfg.vocab_size)
     m = build_model(cfg, tok)
     spec = ImageSpec(cfg.height, cfg.max_width, m.backbone.multiple)
     ds = OmrDataset(load_omr_dataset(d)['train'], tok, spec, cfg.decoder['max_len'])

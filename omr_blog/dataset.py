@@ -25,7 +25,7 @@ from .workers import isolated_map
 # %% auto #0
 __all__ = ['PRESETS', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'BuildConfig', 'musicxml_excerpts', 'piece_records',
            'select_pieces', 'dataset_path', 'build_dataset', 'info_dataset', 'dataset_fingerprint', 'load_pdmx_synth',
-           'load_omr_dataset', 'build_report']
+           'resolve_dataset_dir', 'load_omr_dataset', 'build_report']
 
 # %% ../nbs/01c_dataset.ipynb #bf3d113a
 @dataclass
@@ -260,6 +260,13 @@ def load_pdmx_synth(hub_id: str = PDMX_SYNTH_HUB_ID, **kwargs):
     except Exception as e:
         raise OmrBlogError(f'{hub_id}: cannot load from the Hugging Face hub ({type(e).__name__}: {str(e).splitlines()[0][:160]}). '
                            'Offline? Build the offline analogue with `omr-blog data` and train on it instead.') from None
+
+def resolve_dataset_dir(name_or_path: str | Path, fallback_tiny: bool = False) -> Path:
+    "The folder of a built dataset (a name under data/ or a path); with `fallback_tiny`, the tiny one (built if needed) when it is missing."
+    for cand in (Path(name_or_path), dataset_path(str(name_or_path))):
+        if (cand/'report.json').exists(): return cand
+    if fallback_tiny: return build_dataset('tiny', progress=False)   # CI and fresh clones: about a minute
+    return dataset_path(str(name_or_path))
 
 def load_omr_dataset(name_or_path: str | Path = 'omr-synth-cpu'):
     "A DatasetDict with columns image/transcription/filename/musicxml: a local build, a folder, or 'pdmx-synth'."

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .core import OmrBlogError, atomic_path, project_root, provenance, runs_dir, write_json
-from .dataset import build_report, dataset_path, load_omr_dataset
+from .dataset import build_report, load_omr_dataset, resolve_dataset_dir
 from .decoding import greedy_decode
 from .metrics import character_error_rate, exact_match, symbol_error_rate
 from .model import DecoderConfig, ModelConfig, MusicTrOCR, lm_loss
@@ -157,10 +157,6 @@ def build_model(cfg: TrainConfig, tok: AbcTokenizer) -> MusicTrOCR:
     dec = DecoderConfig(**{**cfg.decoder, 'vocab_size': len(tok), 'pad_id': tok.pad_id, 'bos_id': tok.bos_id, 'eos_id': tok.eos_id})
     return MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, cfg.pretrained, dec))
 
-def _dataset_dir(name: str) -> Path:
-    p = Path(name)
-    return p if (p/'report.json').exists() else dataset_path(name)
-
 @torch.no_grad()
 def evaluate(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int, batch_size: int, device, amp_dtype=None,
              max_new_tokens: int | None = None) -> dict:
@@ -207,7 +203,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     device = torch.device(f'cuda:{local_rank}' if torch.cuda.is_available() else 'cpu')
     if device.type == 'cuda': torch.cuda.set_device(device)
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
-    ds_dir = _dataset_dir(cfg.dataset)
+    ds_dir = resolve_dataset_dir(cfg.dataset)
     data = load_omr_dataset(cfg.dataset if cfg.dataset == 'pdmx-synth' else ds_dir)
     tok = train_dataset_tokenizer(ds_dir, cfg.vocab_size)
     model = build_model(cfg, tok).to(device)

@@ -64,12 +64,17 @@ class TrainConfig:
 
 
 def load_preset(name: str) -> dict:
-    "A preset's fields from configs/presets/<name>.yaml."
+    "A preset's fields from configs/presets/<name>.yaml; `base: other` starts from another preset's fields."
     p = project_root()/'configs'/'presets'/f'{name}.yaml'
     if not p.exists():
         have = ', '.join(sorted(q.stem for q in p.parent.glob('*.yaml')))
         raise OmrBlogError(f'{name}: unknown preset (have: {have})')
-    return yaml.safe_load(p.read_text()) or {}
+    d = yaml.safe_load(p.read_text()) or {}
+    base = d.pop('base', None)
+    if base is None: return d
+    if base == name: raise OmrBlogError(f'{name}: a preset cannot be its own base')
+    b = load_preset(base)
+    return {**b, **d, 'decoder': {**b.get('decoder', {}), **d.get('decoder', {})}}
 
 def make_config(preset: str = 'cpu-tiny', backbone: str = 'resnet50', **overrides) -> TrainConfig:
     "Preset, then backbone, then overrides; unknown keys are an error (a typo must not silently do nothing)."

@@ -7,10 +7,13 @@ Modules:
 - `omr_blog.batching`: Normalise height, keep the aspect ratio, pad each batch to a common width with a pixel mask, and group similar widths so that padding stays small.
 - `omr_blog.dataset`: `omr-blog data` builds a Hugging Face `DatasetDict` with PDMX-Synth's columns from the music21 corpus; the same loaders read the real PDMX-Synth when the hub is reachable.
 - `omr_blog.decoding`: The decoder writes one token at a time. Without a cache, step *t* recomputes all *t* previous tokens through every layer; with one, it computes only the new token and reuses everything else.
+- `omr_blog.evaluation`: Decode a split (greedy or beam search), score it with every metric of `metrics`, and keep each prediction beside its reference so Section 4 can look at failures, not only at averages.
 - `omr_blog.explore`: Optical Music Recognition turns a picture of a score into a symbolic score. This section shows, with the data we train on, why that is harder than reading text.
+- `omr_blog.metrics`: How wrong is a transcription? Symbol error rate as LEGATO computes it, a music-aware SER over ABC symbols, CER, LER, exact match, ABC validity and musicdiff's OMR-NED.
 - `omr_blog.model`: The post's model: any of the seven backbones -> Linear to `d_model` -> 2D positional encoding (CNN grids) -> a pre-norm Transformer decoder with masked self-attention, cross-attention and SwiGLU -> vocabulary logits.
 - `omr_blog.render`: Verovio engraves each piece (one system per image, or whole pages); resvg rasterises; abcm2ps renders a domain-shift split.
 - `omr_blog.sweep`: `omr-blog sweep --preset cpu-tiny` executes `nbs/experiments/train_backbone.ipynb` once per backbone into `runs/<preset>/<backbone>/`, skips finished runs, records a failing backbone and goes on, and writes a summary.
-- `omr_blog.train`: AdamW, linear warmup over 3% of the steps then decay, gradient clipping, accumulation to an effective batch of 32, mixed precision, fixed seeds and data order; atomic checkpoints that resume exactly; a JSON record per run."""
+- `omr_blog.train`: AdamW, linear warmup over 3% of the steps then decay, gradient clipping, accumulation to an effective batch of 32, mixed precision, fixed seeds and data order; atomic checkpoints that resume exactly; a JSON record per run.
+- `omr_blog.transcribe`: `omr-blog transcribe IMAGE... --checkpoint DIR` for real users: any image file, one line of error per bad input, nothing half-written."""
 
 __version__ = "0.0.1"

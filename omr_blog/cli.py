@@ -7,7 +7,7 @@ Docs: https://omr-blog.github.io/omr_blog/cli.html.md"""
 # %% ../nbs/99_cli.ipynb #ba9072f1
 from __future__ import annotations
 import argparse, json, os, sys
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 
 from .core import OmrBlogError
 
@@ -65,6 +65,37 @@ def _cmd_sweep(a):
         print(f"{r['backbone']:16s} {r['status']:7s} test SER {'missing' if ser is None else f'{ser:.3f}'}  "
               f"{(r.get('train_seconds') or 0):6.0f} s  {(r.get('samples_per_s') or 0):6.1f} samples/s")
 
+def _cmd_eval(a):
+    from omr_blog.evaluation import evaluate_checkpoint
+    r = evaluate_checkpoint(a.checkpoint, a.split, a.dataset, a.n, a.beam, a.batch_size, a.max_new_tokens, a.omr_ned, a.out,
+                            progress=not a.quiet)
+    print(json.dumps({k: r[k] for k in ('checkpoint', 'backbone', 'split', 'beam', 'metrics')}, indent=2))
+
+def _default_checkpoint_note() -> str:
+    "What the shipped checkpoint is and how good it is, read from its result file (never typed)."
+    from omr_blog.core import project_root
+    from omr_blog.transcribe import DEFAULT_CHECKPOINT
+    f = project_root()/DEFAULT_CHECKPOINT/'result.json'
+    if not f.exists(): return 'No default checkpoint is installed: pass --checkpoint.'
+    r = json.loads(f.read_text())
+    m = (r.get('metrics') or {}).get('test') or {}
+    ser = m.get('music_ser')
+    return (f"The default checkpoint ({DEFAULT_CHECKPOINT}) is a {r.get('backbone')} model of the {r.get('preset')} preset trained "
+            f"{r.get('train_seconds', 0) / 60:.0f} minutes on {r.get('provenance', {}).get('hardware', {}).get('cpu_cores', '?')} CPU cores; "
+            f"on the synthetic test strips it gets {'an unknown share' if ser is None else f'{ser:.0%}'} of ABC symbols wrong: "
+            f"a demonstration, not a transcription service.")
+
+def _cmd_transcribe(a):
+    from omr_blog.transcribe import transcribe
+    res = transcribe(a.images, a.checkpoint, a.out, a.beam, a.max_new_tokens)
+    if a.json: print(json.dumps([asdict(r) for r in res], indent=2))
+    else:
+        for r in res:
+            if r.ok: print(f"{r.image}: {r.systems} system(s) -> {', '.join(r.outputs.values())}")
+    for r in res:
+        if not r.ok: print(f'omr-blog transcribe: error: {r.error}', file=sys.stderr)
+    return 2 if any(not r.ok for r in res) else 0
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -103,6 +134,33 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields for every run')
     w.add_argument('--quiet', action='store_true')
     w.set_defaults(func=_cmd_sweep)
+    e = sub.add_parser('eval', help='evaluate a checkpoint on a split: per-sample predictions and every metric',
+                       description='Decode a split with a checkpoint (greedy, or beam search with --beam), score it (token SER, '
+                                   'music-aware SER, CER, LER, exact match, ABC validity, OMR-NED on the first --omr-ned items) and '
+                                   'write <split>.json and <split>-predictions.jsonl under --out (default: eval/ beside the checkpoint).')
+    e.add_argument('--checkpoint', required=True, help='a checkpoint/ folder written by omr-blog train')
+    e.add_argument('--split', default='test', help='test (default), val, test_abcm2ps (domain shift), train')
+    e.add_argument('--dataset', help="dataset name or folder (default: the one the checkpoint was trained on)")
+    e.add_argument('--n', type=int, help='evaluate the first N items (default: the whole split)')
+    e.add_argument('--beam', type=int, default=1, help='beam width (1 = greedy, default)')
+    e.add_argument('--batch-size', type=int, default=32)
+    e.add_argument('--max-new-tokens', type=int, help="token limit per image (default: the checkpoint's eval_max_new_tokens)")
+    e.add_argument('--omr-ned', type=int, default=50, metavar='N', help='OMR-NED (musicdiff) on the first N items (default 50; 0 = off)')
+    e.add_argument('--out', help='output folder')
+    e.add_argument('--quiet', action='store_true')
+    e.set_defaults(func=_cmd_eval)
+    tr = sub.add_parser('transcribe', help='images of printed music -> ABC, MusicXML, MIDI and a PNG preview',
+                        description='Transcribe image files (one system or a whole page: pages are cut into systems for strip '
+                                    'models). For each IMAGE writes <stem>.abc, .musicxml, .mid and .png (re-engraved from the '
+                                    'prediction) into --out, all four or none. A bad image gets a one-line error and the others '
+                                    'still run; the exit code is 2 if any image failed. ' + _default_checkpoint_note())
+    tr.add_argument('images', nargs='+', metavar='IMAGE', help='PNG, JPEG, TIFF, ... files (any mode: grey, palette, alpha, CMYK, 16-bit)')
+    tr.add_argument('--checkpoint', help='a checkpoint/ folder of omr-blog train (default: the shipped checkpoints/default)')
+    tr.add_argument('--out', default='transcriptions', help='output folder (default ./transcriptions)')
+    tr.add_argument('--beam', type=int, default=1, help='beam width (1 = greedy, default)')
+    tr.add_argument('--max-new-tokens', type=int, help="token limit per system (default: the checkpoint's)")
+    tr.add_argument('--json', action='store_true', help='print one JSON record per image (ok, error, abc, outputs, timings)')
+    tr.set_defaults(func=_cmd_transcribe)
     i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
     i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')
     i.set_defaults(func=_cmd_info)
@@ -113,9 +171,9 @@ def main(argv=None) -> int:
     p = build_parser()
     a = p.parse_args(argv)
     if not getattr(a, 'func', None): p.print_help(); return 1
-    try: a.func(a)
+    try: rc = a.func(a)
     except OmrBlogError as e:
         print(f'omr-blog {a.command}: error: {e}', file=sys.stderr); return 2
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr); return 130
-    return 0
+    return rc or 0

@@ -108,8 +108,11 @@ class ConversionError(Exception):
         self.cause = cause
 
 @contextlib.contextmanager
-def _quiet():
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()): yield
+def _quiet(messages: list | None = None):
+    "Silence a chatty converter; its stderr lines go to `messages` when given."
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err): yield
+    if messages is not None: messages.extend(l for l in err.getvalue().splitlines() if l.strip())
 
 def _read_xml_file(path: Path) -> str:
     if path.suffix.lower() == '.mxl':
@@ -119,10 +122,10 @@ def _read_xml_file(path: Path) -> str:
             return xml_text(z.read(names[0]))
     return xml_text(path.read_bytes())
 
-def abc_to_musicxml(abc: str) -> str:
-    "Convert one ABC tune to a MusicXML string with abc2xml."
+def abc_to_musicxml(abc: str, messages: list | None = None) -> str:
+    "Convert one ABC tune to a MusicXML string with abc2xml (its warnings and errors go to `messages` when given)."
     from abctoolkit import abc2xml
-    with _quiet():
+    with _quiet(messages):
         try: docs = abc2xml.getXmlDocs(abc)
         except Exception as e: raise ConversionError('abc2xml_failed', str(e)[:200])
     if not docs: raise ConversionError('abc2xml_failed', 'abc2xml produced no score')

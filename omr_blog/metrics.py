@@ -1,4 +1,5 @@
-"""Symbol error rate as LEGATO computes it, character error rate, exact match: corpus-level edit distances.
+"""How wrong is a transcription? Symbol error rate as LEGATO computes it, a music-aware SER over ABC symbols, CER,
+LER, exact match, ABC validity and musicdiff's OMR-NED.
 
 Docs: https://omr-blog.github.io/omr_blog/metrics.html.md"""
 
@@ -6,11 +7,15 @@ Docs: https://omr-blog.github.io/omr_blog/metrics.html.md"""
 
 # %% ../nbs/04a_metrics.ipynb #7e41b20c
 from __future__ import annotations
-from dataclasses import dataclass
+import re
 from rapidfuzz.distance import Levenshtein
+from .corpus import ConversionError, abc_to_musicxml
+from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['edit_distance', 'error_rate', 'symbol_error_rate', 'character_error_rate', 'exact_match']
+__all__ = ['ABC_SYMBOL', 'edit_distance', 'error_rate', 'symbol_error_rate', 'character_error_rate', 'exact_match', 'abc_symbols',
+           'music_symbol_error_rate', 'line_error_rate', 'abc_problems', 'abc_validity', 'omr_ned', 'omr_ned_many',
+           'score_predictions']
 
 # %% ../nbs/04a_metrics.ipynb #ef7e5a4b
 def edit_distance(a, b) -> int:
@@ -32,3 +37,76 @@ def character_error_rate(pred_texts, ref_texts) -> float: return error_rate(pred
 def exact_match(pred_texts, ref_texts) -> float:
     "Share of predictions equal to their reference."
     return sum(p == r for p, r in zip(pred_texts, ref_texts, strict=True)) / max(1, len(ref_texts))
+
+# %% ../nbs/04a_metrics.ipynb #c626e2d7
+_LENGTH = r"\d*(?:/+\d*)?"
+ABC_SYMBOL = re.compile(rf"""
+  (?P<field>^[A-Za-z]:(?!\|)[^\n]*)                  # header field line: X:1  M:3/4  K:D  V:1 treble
+| (?P<inline>\[[A-Za-z]:[^\]\n]*\])                  # inline field: [K:G]
+| (?P<text><\|text\|>)                               # the canonical placeholder for any text
+| (?P<annotation>"[^"\n]*")                          # chord symbols and annotations: "Am" "^Allegro"
+| (?P<decoration>![^!\n]*!|\+[^+\n]*\+)              # !trill! +fermata+
+| (?P<bar>:*\|[\]|:]*\d*|:*\[\|:*|::|\[\d)           # |  ||  |]  [|  |:  :|  ::  |1  :|2  [2
+| (?P<note>(?:\^\^|\^|__|_|=)?[A-Ga-g][,']*{_LENGTH}) # accidental, pitch, octave marks, length: ^c'3/2
+| (?P<rest>[zxZX]{_LENGTH})                          # rests and spacers: z2  x  Z4
+| (?P<tuplet>\(\d(?::\d*)*)                          # (3  (3:2:3
+| (?P<chord>\[|\]{_LENGTH})                          # chord brackets; a chord's length follows the ]
+| (?P<space>\s+)
+| (?P<other>.)                                       # ties, slurs, broken rhythm, grace braces, one char each
+""", re.X | re.M)
+
+def abc_symbols(abc: str) -> list[str]:
+    "The musical symbols of an ABC text, in order (whitespace dropped)."
+    return [m.group() for m in ABC_SYMBOL.finditer(abc) if m.lastgroup != 'space']
+
+def music_symbol_error_rate(pred_texts, ref_texts) -> float:
+    "SER over ABC symbols (`abc_symbols`): independent of any tokenizer."
+    return error_rate([abc_symbols(p) for p in pred_texts], [abc_symbols(r) for r in ref_texts])
+
+def line_error_rate(pred_texts, ref_texts) -> float:
+    "LER: edit distance over whole lines (a line right only if every character is), summed over the corpus."
+    return error_rate([p.split('\n') for p in pred_texts], [r.split('\n') for r in ref_texts])
+
+# %% ../nbs/04a_metrics.ipynb #29214036
+def abc_problems(abc: str) -> list[str]:
+    "Why `abc` is not valid ABC (empty list: valid): abc2xml's syntax errors, a failed conversion, or no notes."
+    messages = []
+    try: xml = abc_to_musicxml(abc, messages)
+    except ConversionError as e: return [str(e)]
+    problems = [l.strip() for l in messages if l.startswith('**')]
+    if '<note' not in xml: problems.append('no notes or rests')
+    return problems
+
+def abc_validity(pred_texts) -> float:
+    "Share of predictions that are valid ABC (`abc_problems` is empty)."
+    return sum(not abc_problems(p) for p in pred_texts) / max(1, len(pred_texts))
+
+# %% ../nbs/04a_metrics.ipynb #e5e7c3f0
+def omr_ned(pred_abc: str, ref_abc: str) -> float:
+    "musicdiff's OMR normalised edit distance between two ABC texts as scores (1.0 when the prediction is not ABC)."
+    import music21 as m21
+    from musicdiff import AnnScore, Comparison, DetailLevel, Visualization
+    try: pred_xml = abc_to_musicxml(pred_abc)
+    except ConversionError: return 1.0
+    scores = [AnnScore(m21.converter.parseData(x, format='musicxml', forceSource=True), DetailLevel.AllObjects)
+              for x in (pred_xml, abc_to_musicxml(ref_abc))]
+    _, cost = Comparison.annotated_scores_diff(*scores)
+    return Visualization.get_omr_ned(cost, scores[0].notation_size(), scores[1].notation_size())
+
+def _omr_ned_pair(pair): return omr_ned(*pair)
+
+def omr_ned_many(pred_texts, ref_texts, workers: int = 2, timeout: float = 60.0) -> list[float | None]:
+    "OMR-NED per pair, each in a crash-isolated worker; None where musicdiff failed or timed out."
+    out: list[float | None] = [None] * len(ref_texts)
+    for r in isolated_map(_omr_ned_pair, list(zip(pred_texts, ref_texts, strict=True)), workers=workers, timeout=timeout):
+        if r.ok: out[r.index] = r.value
+    return out
+
+# %% ../nbs/04a_metrics.ipynb #6145521a
+def score_predictions(pred_texts, ref_texts, pred_ids=None, ref_ids=None) -> dict:
+    "Every corpus-level metric of this notebook (token SER only when ids are given)."
+    m = {'music_ser': music_symbol_error_rate(pred_texts, ref_texts), 'cer': character_error_rate(pred_texts, ref_texts),
+         'ler': line_error_rate(pred_texts, ref_texts), 'exact_match': exact_match(pred_texts, ref_texts),
+         'abc_validity': abc_validity(pred_texts), 'n': len(ref_texts)}
+    if pred_ids is not None: m['ser'] = symbol_error_rate(pred_ids, ref_ids)
+    return m

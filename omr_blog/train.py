@@ -19,14 +19,13 @@ from tqdm.auto import tqdm
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .core import OmrBlogError, atomic_path, project_root, provenance, runs_dir, write_json
 from .dataset import build_report, load_omr_dataset, resolve_dataset_dir
-from .decoding import greedy_decode
-from .metrics import character_error_rate, exact_match, symbol_error_rate
+from .evaluation import evaluate_split
 from .model import DecoderConfig, ModelConfig, MusicTrOCR, lm_loss
-from .tokenizer import AbcTokenizer, train_dataset_tokenizer
+from .tokenizer import AbcTokenizer, tokenizer_path, train_dataset_tokenizer
 
 # %% auto #0
 __all__ = ['TrainConfig', 'load_preset', 'make_config', 'lr_at', 'cpu_has_fast_bf16', 'resolve_precision', 'save_checkpoint',
-           'load_weights', 'dist_setup', 'peak_memory_mb', 'build_model', 'evaluate', 'train']
+           'load_weights', 'load_checkpoint', 'dist_setup', 'peak_memory_mb', 'build_model', 'train']
 
 # %% ../nbs/03a_train.ipynb #07939744
 @dataclass
@@ -55,6 +54,7 @@ class TrainConfig:
     eval_samples: int = 300            # test/val images decoded for the run's metrics (greedy)
     eval_max_new_tokens: int | None = None  # cap on generated tokens (None: the decoder's max_len); stops runaway repeats
     eval_batch_size: int = 32
+    omr_ned_samples: int = 50          # of the evaluated items, how many also get musicdiff's OMR-NED (slow, ~50 ms each)
     ckpt_every: int = 100              # optimizer steps between checkpoints
     log_every: int = 10
     num_workers: int = 0               # data-loader processes (0: deterministic and cheapest on 2 cores)
@@ -119,8 +119,8 @@ def _set_rng_state(s: dict):
     random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
     if s.get('cuda') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
-def save_checkpoint(path: Path, model, optimizer, scaler, state: dict, cfg: TrainConfig):
-    "Atomically write weights (safetensors) + training state to the folder `path`."
+def save_checkpoint(path: Path, model, optimizer, scaler, state: dict, cfg: TrainConfig, tok: AbcTokenizer | None = None):
+    "Atomically write weights (safetensors), config, tokenizer and training state to the folder `path`."
     from safetensors.torch import save_file
     path = Path(path); tmp = path.with_name(path.name + '.tmp')
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
@@ -128,6 +128,7 @@ def save_checkpoint(path: Path, model, optimizer, scaler, state: dict, cfg: Trai
     torch.save({'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict() if scaler else None,
                 'rng': _rng_state(), **state}, tmp/'state.pt')
     (tmp/'config.json').write_text(json.dumps(asdict(cfg), indent=2))
+    if tok is not None: tok.save(tmp/'tokenizer')   # a checkpoint decodes without the dataset it was trained on
     old = path.with_name(path.name + '.old')
     shutil.rmtree(old, ignore_errors=True)
     if path.exists(): os.replace(path, old)
@@ -138,9 +139,28 @@ def load_weights(model, path: Path):
     from safetensors.torch import load_file
     f = Path(path)/'model.safetensors'
     if not f.exists(): raise OmrBlogError(f'{path}: no model.safetensors there (not a checkpoint of omr-blog train)')
-    missing, unexpected = model.load_state_dict(load_file(str(f)), strict=False)
+    try: missing, unexpected = model.load_state_dict(load_file(str(f)), strict=False)
+    except Exception as e:   # a truncated file (SafetensorError) or tensors of other shapes (RuntimeError)
+        raise OmrBlogError(f'{f}: unreadable or not weights of this model ({type(e).__name__}: {str(e).strip().splitlines()[0][:120]})')
     if missing or unexpected:
         raise OmrBlogError(f'{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected tensors)')
+
+def load_checkpoint(path: str | Path, device='cpu') -> tuple[MusicTrOCR, AbcTokenizer, TrainConfig]:
+    "Model (eval mode), tokenizer and config of a checkpoint folder written by `train`, with one-line errors."
+    path = Path(path)
+    if not path.is_dir(): raise OmrBlogError(f'{path}: no such checkpoint directory')
+    cf = path/'config.json'
+    if not cf.exists(): raise OmrBlogError(f'{path}: no config.json (not a checkpoint of omr-blog train)')
+    try: cfg = TrainConfig(**json.loads(cf.read_text()))
+    except (ValueError, TypeError) as e: raise OmrBlogError(f'{cf}: not an omr-blog training config ({type(e).__name__})')
+    if (path/'tokenizer').is_dir(): tok = AbcTokenizer.load(path/'tokenizer')
+    else:   # checkpoints from before tokenizers travelled with them: the dataset's cached tokenizer
+        tp = tokenizer_path(resolve_dataset_dir(cfg.dataset), cfg.vocab_size)
+        if not tp.exists(): raise OmrBlogError(f'{path}: no tokenizer/ in the checkpoint and none at {tp}')
+        tok = AbcTokenizer.load(tp)
+    model = build_model(replace(cfg, pretrained=False), tok)   # the weights come from the checkpoint, not the hub
+    load_weights(model, path)
+    return model.to(device).eval(), tok, cfg
 
 # %% ../nbs/03a_train.ipynb #94919bb6
 def dist_setup() -> tuple[int, int, int]:
@@ -161,30 +181,6 @@ def peak_memory_mb(device: torch.device) -> float:
 def build_model(cfg: TrainConfig, tok: AbcTokenizer) -> MusicTrOCR:
     dec = DecoderConfig(**{**cfg.decoder, 'vocab_size': len(tok), 'pad_id': tok.pad_id, 'bos_id': tok.bos_id, 'eos_id': tok.eos_id})
     return MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, cfg.pretrained, dec))
-
-@torch.no_grad()
-def evaluate(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int, batch_size: int, device, amp_dtype=None,
-             max_new_tokens: int | None = None) -> dict:
-    "Teacher-forced loss and greedy-decoding metrics on the first `n` items of a split."
-    model.eval()
-    ds = OmrDataset(split.select(range(min(n, len(split)))), tok, spec, model.cfg.decoder.max_len)
-    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=Collate(spec, tok.pad_id))
-    preds, refs, losses, ntok = [], [], 0.0, 0
-    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-    for b in dl:
-        b = {k: v.to(device) for k, v in b.items()}
-        with ctx:
-            n_real = int((b['ids'][:, 1:] != tok.pad_id).sum())
-            losses += model.loss(b['images'], b['pixel_mask'], b['ids']).item() * n_real; ntok += n_real
-            out = greedy_decode(model, b['images'], b['pixel_mask'], max_new_tokens=max_new_tokens or model.cfg.decoder.max_len - 1)
-        for row, ref in zip(out.tolist(), b['ids'].tolist()):
-            preds.append(row); refs.append(ref)
-    strip = lambda ids: [i for i in (ids[:ids.index(tok.eos_id, 1)] if tok.eos_id in ids[1:] else ids) if i not in (tok.bos_id, tok.pad_id, tok.eos_id)]
-    p_ids, r_ids = [strip(p) for p in preds], [strip(r) for r in refs]
-    p_txt, r_txt = [tok.decode_ids(p) for p in preds], [tok.decode_ids(r) for r in refs]
-    model.train()
-    return {'loss': losses / max(1, ntok), 'ser': symbol_error_rate(p_ids, r_ids), 'cer': character_error_rate(p_txt, r_txt),
-            'exact_match': exact_match(p_txt, r_txt), 'n': len(refs)}
 
 # %% ../nbs/03a_train.ipynb #aa239ee9
 def _wandb_run(cfg: TrainConfig, out: Path):
@@ -289,10 +285,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
                 if wb: wb.log(rec, step=step)
             state = lambda: {'step': step, 'epoch': epoch, 'batch_pos': batch_pos, 'elapsed': time.perf_counter() - t_start,
                              'seen_samples': seen_samples, 'seen_tokens': seen_tokens}
-            if main_proc and (step % cfg.ckpt_every == 0 or step == cfg.max_steps): save_checkpoint(ckpt, model, opt, scaler, state(), cfg)
+            if main_proc and (step % cfg.ckpt_every == 0 or step == cfg.max_steps): save_checkpoint(ckpt, model, opt, scaler, state(), cfg, tok)
             if stop_after and step >= stop_after: break
             if cfg.time_budget_s and now > cfg.time_budget_s and world == 1:   # (under DDP ranks would disagree on when)
-                stopped_by_budget = True; save_checkpoint(ckpt, model, opt, scaler, state(), cfg); break
+                stopped_by_budget = True; save_checkpoint(ckpt, model, opt, scaler, state(), cfg, tok); break
     except FloatingPointError as e: status, error = 'nan', str(e)
     except torch.OutOfMemoryError as e: status, error = 'oom', str(e).splitlines()[0]
     finally:
@@ -312,7 +308,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     if stop_after and step < cfg.max_steps and not stopped_by_budget:
         return result   # a deliberately interrupted run (tests): no final evaluation
     if status == 'ok':
-        result['metrics'] = {s: evaluate(model, data[s], tok, spec, cfg.eval_samples, cfg.eval_batch_size, device, amp, cfg.eval_max_new_tokens)
+        result['metrics'] = {s: evaluate_split(model, data[s], tok, spec, cfg.eval_samples, cfg.eval_batch_size, device, amp,
+                                               cfg.eval_max_new_tokens, out=out/'eval', split_name=s, omr_ned_n=cfg.omr_ned_samples)
                              for s in ('val', 'test', 'test_abcm2ps') if s in data}
         result['val_loss'] = result['metrics']['val']['loss']
         if wb: wb.summary.update({f'{s}/{k}': v for s, m in result['metrics'].items() for k, v in m.items()})

@@ -18,10 +18,11 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from .core import OmrBlogError
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'image_to_tensor', 'pad_images', 'pad_ids',
-           'OmrDataset', 'Collate', 'WidthBucketSampler', 'padded_share']
+__all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'image_to_tensor',
+           'pad_images', 'pad_ids', 'OmrDataset', 'Collate', 'WidthBucketSampler', 'padded_share']
 
 # %% ../nbs/01e_batching.ipynb #1027b1e3
+IMAGE_SIGNATURES = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b'RIFF')   # PNG JPEG GIF TIFF BMP WebP
 MAX_PIXELS = 60_000_000   # larger than any real page scan at 600 dpi; refuses decompression bombs
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -49,7 +50,11 @@ def open_image(path: str | Path) -> Image.Image:
             im.load()
             return im.copy()
     except OmrBlogError: raise
-    except UnidentifiedImageError: raise OmrBlogError(f'{path}: not an image (unrecognised format)') from None
+    except UnidentifiedImageError:
+        with open(path, 'rb') as f: head = f.read(8)
+        if head.startswith(IMAGE_SIGNATURES):   # looks like an image, but its header is not one PIL accepts
+            raise OmrBlogError(f'{path}: invalid image header (zero size or damaged)') from None
+        raise OmrBlogError(f'{path}: not an image (unrecognised format)') from None
     except (OSError, SyntaxError, ValueError) as e: raise OmrBlogError(f'{path}: unreadable image ({e})') from None
     except Image.DecompressionBombError: raise OmrBlogError(f'{path}: image too large') from None
 

@@ -18,3 +18,12 @@ def tiny(tiny_dir):
 def tokenizer(tiny_dir):
     from omr_blog.tokenizer import train_dataset_tokenizer
     return train_dataset_tokenizer(tiny_dir)
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tiny_dir, tmp_path_factory):
+    "A checkpoint of a 2-step run on the tiny dataset: a real checkpoint folder, not a good model."
+    from omr_blog.train import make_config, train
+    out = tmp_path_factory.mktemp('run')
+    train(make_config('cpu-tiny', 'resnet50', dataset=str(tiny_dir), max_steps=2, batch_size=2, effective_batch=2, eval_samples=2,
+                      omr_ned_samples=0, wandb=False, out_dir=str(out), decoder={'max_len': 32}), progress=False)
+    return out/'checkpoint'

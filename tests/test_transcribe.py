@@ -1,0 +1,127 @@
+"""`omr-blog transcribe` and `omr-blog eval` on real files: every bad input is one line naming the file and cause,
+exit code 2, nothing written for it, and the other images of the call still succeed."""
+import json, struct, subprocess, sys, zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from omr_blog.core import OmrBlogError
+from omr_blog.train import load_checkpoint
+from omr_blog.transcribe import default_checkpoint, find_systems, join_systems, transcribe
+
+BIN = Path(sys.executable).parent/'omr-blog'
+
+def run(*args, cwd=None):
+    return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+def png_with_header(width: int, height: int) -> bytes:
+    "A PNG whose header claims width x height, with one tiny (wrong) data chunk."
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)
+    return b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', ihdr) + _png_chunk(b'IDAT', zlib.compress(b'\x00' * 8)) + _png_chunk(b'IEND', b'')
+
+@pytest.fixture(scope='module')
+def strip(tiny):
+    return tiny['test'][0]['image']
+
+@pytest.fixture(scope='module')
+def bad_images(tmp_path_factory, strip):
+    d = tmp_path_factory.mktemp('bad')
+    good = d/'good.png'; strip.save(good)
+    (d/'text.png').write_text('this is not a picture')
+    raw = good.read_bytes(); (d/'truncated.png').write_bytes(raw[:len(raw) // 2])
+    (d/'zero.png').write_bytes(png_with_header(0, 10))
+    (d/'huge.png').write_bytes(png_with_header(100_000, 100_000))
+    return d
+
+CAUSES = {'missing.png': 'no such file', 'text.png': 'not an image', 'truncated.png': 'unreadable image',
+          'zero.png': 'invalid image header', 'huge.png': 'too large'}
+
+def test_each_bad_image_is_one_line_and_writes_nothing(bad_images, tiny_checkpoint, tmp_path):
+    out = tmp_path/'out'
+    names = list(CAUSES)
+    res = transcribe([bad_images/n for n in names], tiny_checkpoint, out)
+    assert [r.ok for r in res] == [False] * len(names)
+    for r, n in zip(res, names):
+        assert r.error.startswith(str(bad_images/n)) and '\n' not in r.error and CAUSES[n] in r.error, r.error
+    assert not out.exists() or not any(out.iterdir())
+
+def test_cli_bad_and_good_images_in_one_call(bad_images, tmp_path):
+    out = tmp_path/'out'
+    r = run('transcribe', bad_images/'good.png', bad_images/'text.png', bad_images/'truncated.png', '--out', out, '--json')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(l.startswith('omr-blog transcribe: error: ') for l in errors)
+    recs = json.loads(r.stdout)
+    assert [x['ok'] for x in recs] == [True, False, False]
+    assert sorted(p.name for p in out.iterdir()) == ['good.abc', 'good.mid', 'good.musicxml', 'good.png']
+    assert recs[0]['abc'] == (out/'good.abc').read_text().strip()
+    assert Image.open(out/'good.png').size[0] > 100 and (out/'good.mid').read_bytes()[:4] == b'MThd'
+
+def _modes(strip):
+    rgb = strip.convert('RGB')
+    a = np.asarray(strip.convert('L')).astype(np.uint16) * 257
+    return {'grey': strip.convert('L'), 'palette': rgb.convert('P'), 'alpha': rgb.convert('RGBA'),
+            'cmyk': rgb.convert('CMYK'), 'grey16': Image.fromarray(a), 'bilevel': strip.convert('1')}
+
+def test_every_image_mode_is_read(strip, tmp_path):
+    files = []
+    for name, im in _modes(strip).items():
+        f = tmp_path/f'{name}.{"jpg" if name == "cmyk" else "png"}'; im.save(f); files.append(f)
+    res = transcribe(files, default_checkpoint(), tmp_path/'out')
+    assert all(r.ok for r in res), [r.error for r in res if not r.ok]
+    base = res[0].abc   # grey, palette, alpha and 16-bit carry the same pixels: the same transcription
+    assert [r.abc for r in res[1:3]] == [base, base] and res[4].abc == base
+
+def test_a_page_is_cut_into_systems(tmp_path):
+    from omr_blog.corpus import list_corpus, convert_piece
+    from omr_blog.render import RenderStyle, render_pages
+    refs = [r for r in list_corpus() if r.piece_id.startswith('essenFolksong/') and r.kind == 'abc'][40:80]
+    piece = next(p for p in (convert_piece(r) for r in refs) if 15 < p.n_measures <= 30)
+    page = render_pages(piece.musicxml, RenderStyle(zoom=1.5), page_height=2970)[0]
+    photo = Image.new('RGB', (page.width + 400, page.height + 600), (235, 232, 225))   # a page on a desk
+    photo.paste(page.convert('RGB'), (200, 300))
+    assert len(find_systems(photo)) == piece.layout.n_systems
+    f = tmp_path/'photo.jpg'; photo.save(f, quality=90)
+    res = transcribe([f], default_checkpoint(), tmp_path/'out')
+    assert res[0].ok and res[0].systems == piece.layout.n_systems
+
+def test_join_systems_keeps_one_header():
+    a = 'X:1\nL:1/8\nM:3/4\nK:D\nV:1\n FDE | F2 |'
+    b = 'X:1\nL:1/8\nM:3/4\nK:D\nV:1\n A2 | B2 |]'
+    assert join_systems([a, b]) == 'X:1\nL:1/8\nM:3/4\nK:D\nV:1\n FDE | F2 |\n A2 | B2 |]'
+
+def test_bad_checkpoints_are_one_line_errors(tmp_path, tiny_checkpoint, bad_images):
+    from transformers import ResNetConfig, ResNetModel
+    hf = tmp_path/'hf'; ResNetModel(ResNetConfig(hidden_sizes=[8, 8, 8, 8], embedding_size=8, depths=[1, 1, 1, 1])).save_pretrained(hf)
+    no_weights = tmp_path/'no_weights'; no_weights.mkdir()
+    (no_weights/'config.json').write_text((tiny_checkpoint/'config.json').read_text())
+    other = tmp_path/'other'; other.mkdir()
+    cfg = json.loads((tiny_checkpoint/'config.json').read_text()); cfg['backbone'] = 'convnext_tiny'
+    (other/'config.json').write_text(json.dumps(cfg)); (other/'model.safetensors').write_bytes((tiny_checkpoint/'model.safetensors').read_bytes())
+    truncated = tmp_path/'truncated'; truncated.mkdir()
+    (truncated/'config.json').write_text((tiny_checkpoint/'config.json').read_text())
+    (truncated/'model.safetensors').write_bytes((tiny_checkpoint/'model.safetensors').read_bytes()[:1000])
+    cases = {tmp_path/'absent': 'no such checkpoint directory', hf: 'not an omr-blog training config',
+             no_weights: 'no model.safetensors', other: 'does not fit', truncated: 'unreadable'}
+    for ckpt, cause in cases.items():
+        with pytest.raises(OmrBlogError, match=cause): load_checkpoint(ckpt)
+    r = run('transcribe', bad_images/'good.png', '--checkpoint', other, '--out', tmp_path/'o')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert str(other) in r.stderr and not (tmp_path/'o').exists()
+
+def test_eval_cli_writes_consistent_files(tiny_checkpoint, tmp_path):
+    out = tmp_path/'eval'
+    r = run('eval', '--checkpoint', tiny_checkpoint, '--n', 6, '--omr-ned', 2, '--out', out, '--quiet', '--max-new-tokens', 12)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((out/'test.json').read_text())
+    rows = [json.loads(l) for l in (out/'test-predictions.jsonl').read_text().splitlines()]
+    assert rec['metrics']['n'] == len(rows) == 6 and rec['provenance']['git'] and rec['dataset']['fingerprint']
+    assert rec['metrics']['omr_ned_n'] + rec['metrics']['omr_ned_failed'] == 2
+    assert abs(rec['metrics']['exact_match'] - sum(x['prediction'] == x['reference'] for x in rows) / 6) < 1e-12
+    r = run('eval', '--checkpoint', tiny_checkpoint, '--split', 'nope', '--out', out)
+    assert r.returncode == 2 and 'no such split' in r.stderr and len(r.stderr.strip().splitlines()) == 1

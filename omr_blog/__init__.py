@@ -12,6 +12,7 @@ Modules:
 - `omr_blog.metrics`: How wrong is a transcription? Symbol error rate as LEGATO computes it, a music-aware SER over ABC symbols, CER, LER, exact match, ABC validity and musicdiff's OMR-NED.
 - `omr_blog.model`: The post's model: any of the seven backbones -> Linear to `d_model` -> 2D positional encoding (CNN grids) -> a pre-norm Transformer decoder with masked self-attention, cross-attention and SwiGLU -> vocabulary logits.
 - `omr_blog.render`: Verovio engraves each piece (one system per image, or whole pages); resvg rasterises; abcm2ps renders a domain-shift split.
+- `omr_blog.results`: The sweep's committed results as tables and figures, the domain shift to another engraver, and a failure analysis that looks at the worst transcriptions instead of averaging them away. Every number in the prose is computed here from `results/`; a result that does not exist is shown as missing.
 - `omr_blog.sweep`: `omr-blog sweep --preset cpu-tiny` executes `nbs/experiments/train_backbone.ipynb` once per backbone into `runs/<preset>/<backbone>/`, skips finished runs, records a failing backbone and goes on, and writes a summary.
 - `omr_blog.train`: AdamW, linear warmup over 3% of the steps then decay, gradient clipping, accumulation to an effective batch of 32, mixed precision, fixed seeds and data order; atomic checkpoints that resume exactly; a JSON record per run.
 - `omr_blog.transcribe`: `omr-blog transcribe IMAGE... --checkpoint DIR` for real users: any image file, one line of error per bad input, nothing half-written."""

@@ -7,16 +7,16 @@ Docs: https://omr-blog.github.io/omr_blog/sweep.html.md"""
 
 # %% ../nbs/03b_sweep.ipynb #7c8685f2
 from __future__ import annotations
-import json, time, traceback
+import json, shutil, time, traceback
 from dataclasses import asdict
 from pathlib import Path
 
 from .backbones import BACKBONES
-from .core import OmrBlogError, project_root, runs_dir, write_json
+from .core import OmrBlogError, atomic_path, project_root, runs_dir, write_json
 from .train import make_config
 
 # %% auto #0
-__all__ = ['TRAIN_NOTEBOOK', 'SUMMARY_FIELDS', 'run_is_done', 'run_backbone', 'summarize', 'sweep']
+__all__ = ['TRAIN_NOTEBOOK', 'SUMMARY_FIELDS', 'SPLIT_METRICS', 'run_is_done', 'run_backbone', 'summarize', 'sweep']
 
 # %% ../nbs/03b_sweep.ipynb #4c6be687
 TRAIN_NOTEBOOK = 'nbs/experiments/train_backbone.ipynb'
@@ -53,6 +53,7 @@ def run_backbone(backbone: str, preset: str, overrides: dict | None = None, prog
 
 # %% ../nbs/03b_sweep.ipynb #a8b1a815
 SUMMARY_FIELDS = ('backbone', 'status', 'steps', 'train_seconds', 'samples_per_s', 'tokens_per_s', 'peak_memory_mb', 'val_loss')
+SPLIT_METRICS = ('ser', 'music_ser', 'cer', 'ler', 'exact_match', 'abc_validity', 'omr_ned', 'runaway')
 
 def summarize(results: list[dict]) -> list[dict]:
     "One row per run: status, speed, memory, parameters and the test metrics (missing stays missing)."
@@ -63,7 +64,7 @@ def summarize(results: list[dict]) -> list[dict]:
         row.update(encoder_params=p.get('encoder'), total_params=p.get('total'))
         for split in ('test', 'test_abcm2ps'):
             m = (r.get('metrics') or {}).get(split) or {}
-            row.update({f'{split}_{k}': m.get(k) for k in ('ser', 'cer', 'exact_match')})
+            row.update({f'{split}_{k}': m.get(k) for k in SPLIT_METRICS})
         row['error'] = r.get('error')
         rows.append(row)
     return rows
@@ -81,7 +82,12 @@ def sweep(preset: str = 'cpu-tiny', backbones=None, overrides: dict | None = Non
     rows = summarize(results)
     dest = Path(results_dir) if results_dir else project_root()/'results'/preset
     dest.mkdir(parents=True, exist_ok=True)
-    for r in results:   # the committed per-run record: everything but bulky logs and weights
+    for r in results:   # the committed per-run record: everything but weights; the post plots logs and reads predictions
         write_json(dest/f"{r['backbone']}.json", r)
+        run = Path((r.get('config') or {}).get('out_dir') or runs_dir()/preset/r['backbone'])
+        for src, dst in ((run/'log.jsonl', dest/'logs'/f"{r['backbone']}.jsonl"),
+                         (run/'eval'/'test-predictions.jsonl', dest/'predictions'/f"{r['backbone']}-test.jsonl")):
+            if src.exists():
+                with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
     write_json(dest/'summary.json', rows)
     return rows

@@ -309,7 +309,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
         return result   # a deliberately interrupted run (tests): no final evaluation
     if status == 'ok':
         result['metrics'] = {s: evaluate_split(model, data[s], tok, spec, cfg.eval_samples, cfg.eval_batch_size, device, amp,
-                                               cfg.eval_max_new_tokens, out=out/'eval', split_name=s, omr_ned_n=cfg.omr_ned_samples)
+                                               cfg.eval_max_new_tokens, out=out/'eval', split_name=s,
+                                               omr_ned_n=0 if s == 'val' else cfg.omr_ned_samples)   # val selects models; NED is for the report
                              for s in ('val', 'test', 'test_abcm2ps') if s in data}
         result['val_loss'] = result['metrics']['val']['loss']
         if wb: wb.summary.update({f'{s}/{k}': v for s, m in result['metrics'].items() for k, v in m.items()})

@@ -72,3 +72,9 @@ def test_sweep_runs_the_notebook_records_failures_and_skips_done(tiny_dir, tmp_p
     rows = [S.run_backbone('vit_small', 'cpu-tiny', bad, progress=False), S.run_backbone('resnet50', 'cpu-tiny', over, progress=False)]
     assert rows[0]['status'] == 'failed' and rows[0]['error']
     assert (tmp_path/'runs'/'cpu-tiny'/'resnet50'/'result.json').stat().st_mtime == mtime   # finished run skipped
+
+def test_preset_base_is_merged_and_overridable():
+    from omr_blog.train import make_config
+    tiny, long = make_config('cpu-tiny', 'resnet50'), make_config('cpu-long', 'resnet50', decoder={'n_layers': 3})
+    assert long.preset == 'cpu-long' and long.max_steps > tiny.max_steps and long.lr == tiny.lr
+    assert long.decoder == {**tiny.decoder, 'n_layers': 3}

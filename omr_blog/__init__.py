@@ -11,6 +11,7 @@ Modules:
 - `omr_blog.explore`: Optical Music Recognition turns a picture of a score into a symbolic score. This section shows, with the data we train on, why that is harder than reading text.
 - `omr_blog.metrics`: How wrong is a transcription? Symbol error rate as LEGATO computes it, a music-aware SER over ABC symbols, CER, LER, exact match, ABC validity and musicdiff's OMR-NED.
 - `omr_blog.model`: The post's model: any of the seven backbones -> Linear to `d_model` -> 2D positional encoding (CNN grids) -> a pre-norm Transformer decoder with masked self-attention, cross-attention and SwiGLU -> vocabulary logits.
+- `omr_blog.publish`: `omr-blog render` turns the executed section notebooks into `_site/`: a landing page and the sections in order, code folded, interactive plotly figures that work offline, and links between sections.
 - `omr_blog.render`: Verovio engraves each piece (one system per image, or whole pages); resvg rasterises; abcm2ps renders a domain-shift split.
 - `omr_blog.results`: The sweep's committed results as tables and figures, the domain shift to another engraver, and a failure analysis that looks at the worst transcriptions instead of averaging them away. Every number in the prose is computed here from `results/`; a result that does not exist is shown as missing.
 - `omr_blog.sweep`: `omr-blog sweep --preset cpu-tiny` executes `nbs/experiments/train_backbone.ipynb` once per backbone into `runs/<preset>/<backbone>/`, skips finished runs, records a failing backbone and goes on, and writes a summary.

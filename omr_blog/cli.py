@@ -96,6 +96,11 @@ def _cmd_transcribe(a):
         if not r.ok: print(f'omr-blog transcribe: error: {r.error}', file=sys.stderr)
     return 2 if any(not r.ok for r in res) else 0
 
+def _cmd_render(a):
+    from omr_blog.publish import render_site
+    out = render_site(a.executed, a.out)
+    print(f'{out}/index.html ({len(list(out.glob("*.html")))} pages)')
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -161,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument('--max-new-tokens', type=int, help="token limit per system (default: the checkpoint's)")
     tr.add_argument('--json', action='store_true', help='print one JSON record per image (ok, error, abc, outputs, timings)')
     tr.set_defaults(func=_cmd_transcribe)
+    rd = sub.add_parser('render', help='render the post as a static site in _site/ (no Quarto needed)',
+                        description='Turn the executed notebooks (runs/blog/, written by make blog) into a static site: the pages '
+                                    'and order of _quarto.yml, code folded, plotly figures interactive offline (plotly.js ships '
+                                    'with the site). Pages without an executed copy are shown from nbs/ with a note.')
+    rd.add_argument('--executed', help='folder of executed notebooks (default runs/blog)')
+    rd.add_argument('--out', help='site folder (default _site)')
+    rd.set_defaults(func=_cmd_render)
     i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
     i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')
     i.set_defaults(func=_cmd_info)

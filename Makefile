@@ -9,7 +9,7 @@ PRESET ?= cpu
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks help
+.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks default-checkpoint help
 
 help:
 	@echo "make blog   - build the dataset and the post (main job)"
@@ -48,6 +48,12 @@ blog: setup
 	done
 	.venv/bin/omr-blog render
 	@echo "the post: _site/index.html (executed notebooks in runs/blog/)"
+
+# The shipped checkpoint of `omr-blog transcribe` (about 45 minutes on 2 cores; not part of make blog).
+default-checkpoint: data
+	.venv/bin/omr-blog train --preset cpu-long --backbone resnet50
+	for s in test test_abcm2ps val; do .venv/bin/omr-blog eval --checkpoint runs/cpu-long/resnet50/checkpoint --split $$s --quiet; done
+	.venv/bin/python -c "from omr_blog.transcribe import export_checkpoint; print(export_checkpoint('runs/cpu-long/resnet50'))"
 
 # omr_blog/ is generated from nbs/ and notebooks are stored clean: a check fails if either would change.
 check-generated: setup

@@ -25,7 +25,8 @@ from .workers import isolated_map
 
 # %% auto #0
 __all__ = ['HEADER_LINE', 'OUTPUTS', 'DEFAULT_CHECKPOINT', 'find_systems', 'crop_systems', 'join_systems', 'transcribe_image',
-           'preview_png', 'musicxml_to_midi', 'write_outputs', 'default_checkpoint', 'TranscribeResult', 'transcribe']
+           'preview_png', 'musicxml_to_midi', 'write_outputs', 'default_checkpoint', 'export_checkpoint',
+           'TranscribeResult', 'transcribe']
 
 # %% ../nbs/04c_transcribe.ipynb #5b5a5b51
 def find_systems(im: Image.Image, contrast: int = 20, min_gap: int = 3, staff_row_share: float = 0.3) -> list[tuple[int, int]]:
@@ -126,6 +127,37 @@ def default_checkpoint() -> Path:
     if not (p/'model.safetensors').exists():
         raise OmrBlogError(f'{p}: no default checkpoint here; pass --checkpoint DIR (a checkpoint/ folder of `omr-blog train`)')
     return p
+
+def export_checkpoint(run_dir: str | Path, dest: str | Path | None = None) -> Path:
+    """A self-contained copy of a run's checkpoint for users: weights, config, tokenizer (the training state is left
+    out), and a result.json whose metrics are the run's `omr-blog eval` records (eval/<split>.json) where they exist.
+    The same record, the training log and the test predictions go to results/<preset>/ for the post."""
+    from omr_blog.core import write_json
+    from omr_blog.tokenizer import tokenizer_path
+    from omr_blog.dataset import resolve_dataset_dir
+    run_dir, dest = Path(run_dir), Path(dest or project_root()/DEFAULT_CHECKPOINT)
+    ckpt = run_dir/'checkpoint'
+    if not (ckpt/'model.safetensors').exists() or not (run_dir/'result.json').exists():
+        raise OmrBlogError(f'{run_dir}: not a finished run (needs checkpoint/model.safetensors and result.json)')
+    cfg = json.loads((ckpt/'config.json').read_text())
+    tok = ckpt/'tokenizer' if (ckpt/'tokenizer').is_dir() else tokenizer_path(resolve_dataset_dir(cfg['dataset']), cfg['vocab_size'])
+    result = json.loads((run_dir/'result.json').read_text())
+    evals = {f.stem: json.loads(f.read_text()) for f in sorted((run_dir/'eval').glob('*.json'))}
+    full = {k: v for k, v in evals.items() if 'provenance' in v}   # records of `omr-blog eval` (whole splits)
+    if full: result['metrics'] = {k: v['metrics'] for k, v in full.items()}; result['evaluated_by'] = {k: v['provenance'] for k, v in full.items()}
+    tmp = dest.with_name(dest.name + '.tmp')
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    for f in ('model.safetensors', 'config.json'): shutil.copyfile(ckpt/f, tmp/f)
+    shutil.copytree(tok, tmp/'tokenizer')
+    write_json(tmp/'result.json', result)
+    if dest.exists(): shutil.rmtree(dest)
+    tmp.rename(dest)
+    res = project_root()/'results'/result['preset']   # the committed record beside the sweep's, for the post
+    write_json(res/f"{result['backbone']}.json", result)
+    for src, dst in ((run_dir/'log.jsonl', res/'logs'/f"{result['backbone']}.jsonl"),
+                     (run_dir/'eval'/'test-predictions.jsonl', res/'predictions'/f"{result['backbone']}-test.jsonl")):
+        if src.exists(): dst.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(src, dst)
+    return dest
 
 @dataclass
 class TranscribeResult:

@@ -66,7 +66,10 @@ def test_sweep_runs_the_notebook_records_failures_and_skips_done(tiny_dir, tmp_p
     over.update(max_steps=2, eval_samples=2)
     rows = S.sweep('cpu-tiny', ['resnet50'], over, results_dir=tmp_path/'results', progress=False)
     assert rows[0]['status'] == 'ok' and (tmp_path/'runs'/'cpu-tiny'/'resnet50'/'train_backbone.ipynb').exists()
-    assert rows[0]['test_ser'] is not None
+    assert rows[0]['test_ser'] is not None and rows[0]['test_music_ser'] is not None
+    # the post reads the committed log and test predictions, not runs/
+    assert (tmp_path/'results'/'logs'/'resnet50.jsonl').read_text() == (tmp_path/'runs'/'cpu-tiny'/'resnet50'/'log.jsonl').read_text()
+    assert len((tmp_path/'results'/'predictions'/'resnet50-test.jsonl').read_text().splitlines()) == 2
     mtime = (tmp_path/'runs'/'cpu-tiny'/'resnet50'/'result.json').stat().st_mtime
     bad = {**over, 'height': -5}   # an impossible config: the run fails, the sweep records it and goes on
     rows = [S.run_backbone('vit_small', 'cpu-tiny', bad, progress=False), S.run_backbone('resnet50', 'cpu-tiny', over, progress=False)]

@@ -20,7 +20,7 @@ from .core import OmrBlogError, project_root
 from .corpus import ConversionError, abc_to_musicxml
 from .decoding import beam_search, greedy_decode
 from .metrics import abc_problems
-from .render import RenderStyle, render_pages
+from .render import RenderStyle, render_pages, render_systems
 from .workers import isolated_map
 
 # %% auto #0
@@ -29,14 +29,21 @@ __all__ = ['HEADER_LINE', 'OUTPUTS', 'DEFAULT_CHECKPOINT', 'find_systems', 'crop
            'TranscribeResult', 'transcribe']
 
 # %% ../nbs/04c_transcribe.ipynb #5b5a5b51
-def find_systems(im: Image.Image, contrast: int = 20, min_gap: int = 3, staff_row_share: float = 0.3) -> list[tuple[int, int]]:
+def _longest_run(row: np.ndarray) -> int:
+    "Length of the longest run of True in a boolean row: staff lines are long unbroken runs, text is not."
+    d = np.diff(np.concatenate([[0], row.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    return int((ends - starts).max()) if len(starts) else 0
+
+def find_systems(im: Image.Image, contrast: int = 20, min_gap: int = 3, staff_row_share: float = 0.5) -> list[tuple[int, int]]:
     "Row ranges (top, bottom) of the staff systems of a page, top to bottom; [] when none is found."
     g = np.asarray(to_rgb(im).convert('L')).astype(np.int16)
     paper = np.percentile(g, 90)                                     # most of a page is paper
-    ink = g < paper - contrast                                       # (H, W): darker than the paper, however faint
-    cols = np.flatnonzero(ink.any(0))
-    if len(cols) == 0: return []
-    width = cols[-1] - cols[0] + 1                                   # the inked width of the page
+    on_paper = g >= paper - contrast
+    rows = np.flatnonzero(on_paper.mean(1) >= 0.25); cols = np.flatnonzero(on_paper.mean(0) >= 0.25)
+    if len(rows) == 0 or len(cols) == 0: return []
+    y0, x0 = rows[0], cols[0]                                        # the sheet, without the desk around a photographed page
+    ink = ~on_paper[y0:rows[-1] + 1, x0:cols[-1] + 1]                # (H, W): darker than the paper, however faint
     bands, start, blank = [], None, 0
     for y, on in enumerate(list(ink.any(1)) + [False] * min_gap):
         if on:
@@ -45,8 +52,14 @@ def find_systems(im: Image.Image, contrast: int = 20, min_gap: int = 3, staff_ro
         elif start is not None:
             blank += 1
             if blank >= min_gap: bands.append((start, y - blank + 1)); start, blank = None, 0
-    staff_like = ink.sum(1) >= staff_row_share * width               # rows that are (mostly) a staff line
-    return [(t, b) for t, b in bands if staff_like[t:b].sum() >= 3]
+    page_width = np.ptp(np.flatnonzero(ink.any(0))) + 1 if ink.any() else 1
+    systems = []
+    for t, b in bands:
+        c = np.flatnonzero(ink[t:b].any(0))
+        width = c[-1] - c[0] + 1
+        staff_rows = sum(_longest_run(r) >= staff_row_share * width for r in ink[t:b])   # rows that are a staff line
+        if staff_rows >= 4 and width >= 0.1 * page_width: systems.append((int(t + y0), int(b + y0)))
+    return systems
 
 def crop_systems(im: Image.Image, pad: int = 6) -> list[Image.Image]:
     "The systems of a page as separate images (a little paper kept around each); the whole image when none is found."

@@ -74,14 +74,17 @@ def test_every_image_mode_is_read(strip, tmp_path):
         f = tmp_path/f'{name}.{"jpg" if name == "cmyk" else "png"}'; im.save(f); files.append(f)
     res = transcribe(files, default_checkpoint(), tmp_path/'out')
     assert all(r.ok for r in res), [r.error for r in res if not r.ok]
-    base = res[0].abc   # grey, palette, alpha and 16-bit carry the same pixels: the same transcription
-    assert [r.abc for r in res[1:3]] == [base, base] and res[4].abc == base
+    base = res[0].abc   # grey, opaque alpha and 16-bit carry the same pixels: the same transcription
+    assert res[2].abc == base and res[4].abc == base   # (a palette quantises the greys, JPEG is lossy: they may differ)
 
 def test_a_page_is_cut_into_systems(tmp_path):
-    from omr_blog.corpus import list_corpus, convert_piece
+    from omr_blog.corpus import ConversionError, list_corpus, convert_piece
     from omr_blog.render import RenderStyle, render_pages
-    refs = [r for r in list_corpus() if r.piece_id.startswith('essenFolksong/') and r.kind == 'abc'][40:80]
-    piece = next(p for p in (convert_piece(r) for r in refs) if 15 < p.n_measures <= 30)
+    def pieces():
+        for r in [r for r in list_corpus() if r.piece_id.startswith('essenFolksong/') and r.kind == 'abc'][40:120]:
+            try: yield convert_piece(r)
+            except ConversionError: pass   # (the dataset drops these too)
+    piece = next(p for p in pieces() if 15 < p.n_measures <= 30)
     page = render_pages(piece.musicxml, RenderStyle(zoom=1.5), page_height=2970)[0]
     photo = Image.new('RGB', (page.width + 400, page.height + 600), (235, 232, 225))   # a page on a desk
     photo.paste(page.convert('RGB'), (200, 300))

@@ -9,7 +9,7 @@ PRESET ?= cpu
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks default-checkpoint help
+.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks default-checkpoint screenshots help
 
 help:
 	@echo "make blog   - build the dataset and the post (main job)"
@@ -54,6 +54,12 @@ default-checkpoint: data
 	.venv/bin/omr-blog train --preset cpu-long --backbone resnet50
 	for s in test test_abcm2ps val; do .venv/bin/omr-blog eval --checkpoint runs/cpu-long/resnet50/checkpoint --split $$s --quiet; done
 	.venv/bin/python -c "from omr_blog.transcribe import export_checkpoint; print(export_checkpoint('runs/cpu-long/resnet50'))"
+
+# Screenshots of the rendered post for the README (after make blog).
+screenshots: setup
+	.venv/bin/omr-blog render --screenshots runs/site-screenshots
+	cp runs/site-screenshots/index.png figures/screenshot-index.png
+	cp runs/site-screenshots/04_results.png figures/screenshot-results.png
 
 # omr_blog/ is generated from nbs/ and notebooks are stored clean: a check fails if either would change.
 check-generated: setup

@@ -100,6 +100,12 @@ def _cmd_render(a):
     from omr_blog.publish import render_site
     out = render_site(a.executed, a.out)
     print(f'{out}/index.html ({len(list(out.glob("*.html")))} pages)')
+    if a.check or a.screenshots:
+        from omr_blog.publish import check_site
+        problems = check_site(out, a.screenshots)
+        for pr in problems: print(f'omr-blog render: problem: {pr}', file=sys.stderr)
+        if problems: raise OmrBlogError(f'{len(problems)} problem(s) in the site (listed above)')
+        print('every page opened in chromium without errors' + (f'; screenshots in {a.screenshots}' if a.screenshots else ''))
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')
@@ -172,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     'with the site). Pages without an executed copy are shown from nbs/ with a note.')
     rd.add_argument('--executed', help='folder of executed notebooks (default runs/blog)')
     rd.add_argument('--out', help='site folder (default _site)')
+    rd.add_argument('--check', action='store_true', help='open every page in headless chromium; fail on console errors, undrawn figures, broken images')
+    rd.add_argument('--screenshots', metavar='DIR', help='also save a screenshot of every page into DIR (implies --check)')
     rd.set_defaults(func=_cmd_render)
     i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
     i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')

@@ -17,8 +17,8 @@ import yaml
 from .core import OmrBlogError, project_root
 
 # %% auto #0
-__all__ = ['PLOTLY_MIME', 'CSS', 'Page', 'site_pages', 'markdown_html', 'clean_stream', 'output_html', 'cell_html', 'page_html',
-           'page_title_of', 'render_site']
+__all__ = ['PLOTLY_MIME', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'markdown_html', 'clean_stream', 'output_html',
+           'cell_html', 'page_html', 'page_title_of', 'render_site', 'chromium_path', 'check_site']
 
 # %% ../nbs/07a_publish.ipynb #799e3dcb
 @dataclass
@@ -156,3 +156,39 @@ def render_site(executed_dir: str | Path | None = None, out: str | Path | None =
     if out.exists(): out.rename(old)
     tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
     return out
+
+# %% ../nbs/07a_publish.ipynb #ebe7c814
+CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                  '--disable-background-networking', '--disable-component-update', '--disable-sync']   # no network here
+
+def chromium_path() -> str | None:
+    return shutil.which('chromium') or shutil.which('chromium-browser')
+
+def check_site(site: str | Path, screenshots: str | Path | None = None, width: int = 1300, height: int = 900,
+               full_page: bool = False) -> list[str]:
+    "Open every page of the site in headless Chromium; return the problems found (empty: all pages work)."
+    from playwright.sync_api import sync_playwright
+    exe = chromium_path()
+    if exe is None: raise OmrBlogError('chromium not found: install Debian\'s chromium (make setup does)')
+    site = Path(site)
+    if screenshots: Path(screenshots).mkdir(parents=True, exist_ok=True)
+    problems = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={'width': width, 'height': height})
+        errors = []
+        page.on('console', lambda m: errors.append(f'console {m.type}: {m.text}') if m.type == 'error' else None)
+        page.on('pageerror', lambda e: errors.append(f'page error: {e}'))
+        page.on('requestfailed', lambda r: errors.append(f'failed request: {r.url}'))
+        for f in sorted(site.glob('*.html')):
+            errors.clear()
+            page.goto(f.resolve().as_uri(), wait_until='load')
+            n_fig = page.locator('div.plotly-figure').count()
+            drawn = page.locator('div.plotly-figure .main-svg').count()
+            broken = page.evaluate('Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length')
+            if n_fig and drawn < n_fig: errors.append(f'{n_fig - drawn} of {n_fig} plotly figures did not draw')
+            if broken: errors.append(f'{broken} broken images')
+            if screenshots: page.screenshot(path=str(Path(screenshots)/f'{f.stem}.png'), full_page=full_page)
+            problems += [f'{f.name}: {e}' for e in errors]
+        browser.close()
+    return problems

@@ -54,3 +54,19 @@ def test_slurm_array_matches_the_registry():
     assert '--array=0-6' in (ROOT/'slurm'/'launch_sweep.sh').read_text()
     for f in ('train_backbone.sbatch', 'launch_sweep.sh'):
         assert subprocess.run(['bash', '-n', str(ROOT/'slurm'/f)]).returncode == 0
+
+def test_readme_checkpoint_accuracy_matches_its_result():
+    import json, re
+    r = json.loads((ROOT/'checkpoints'/'default'/'result.json').read_text())
+    m = re.search(r'gets about (\d+)% of ABC symbols wrong', (ROOT/'README.md').read_text().replace('\n', ' '))
+    assert m, 'README must state the shipped checkpoint accuracy'
+    assert int(m.group(1)) == round(100 * r['metrics']['test']['music_ser'])
+    assert r['metrics']['test']['n'] == r['dataset']['sizes']['test']   # measured on the whole test split
+
+def test_quarto_lists_every_section_notebook():
+    import yaml
+    from omr_blog.publish import site_pages
+    _, pages = site_pages()
+    listed = {p.source for p in pages}
+    for nb in sorted((ROOT/'nbs').glob('0[1-7]*.ipynb')): assert f'nbs/{nb.name}' in listed, nb.name
+    assert yaml.safe_load((ROOT/'_quarto.yml').read_text())['project']['output-dir'] == '_site'

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from omr_blog.core import project_root, runs_dir
-from omr_blog.publish import render_site, site_pages
+from omr_blog.publish import check_site, chromium_path, render_site, site_pages
 
-CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+CHROMIUM = chromium_path()
 ROOT = project_root()
 SECTIONS = ['nbs/index.ipynb'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT/'nbs').glob('0[1-7]_*.ipynb'))
 
@@ -38,27 +38,10 @@ def test_executed_pages_carry_their_outputs(site):
 
 @pytest.mark.skipif(CHROMIUM is None, reason='Debian chromium is installed by make setup')
 def test_pages_open_in_chromium_without_errors(site):
-    from playwright.sync_api import sync_playwright
-    shots = runs_dir()/'site-screenshots'; shots.mkdir(parents=True, exist_ok=True)
-    flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-             '--disable-component-update', '--disable-sync']
-    problems = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags)
-        page = browser.new_page(viewport={'width': 1300, 'height': 900})
-        errors = []
-        page.on('console', lambda m: errors.append(f'console {m.type}: {m.text}') if m.type == 'error' else None)
-        page.on('pageerror', lambda e: errors.append(f'page error: {e}'))
-        page.on('requestfailed', lambda r: errors.append(f'failed request: {r.url}'))
-        for f in sorted(site.glob('*.html')):
-            errors.clear()
-            page.goto(f.as_uri(), wait_until='load')
-            n_fig = page.locator('div.plotly-figure').count()
-            drawn = page.locator('div.plotly-figure .main-svg').count()
-            broken = page.evaluate('Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length')
-            if n_fig and drawn < n_fig: errors.append(f'{n_fig - drawn} of {n_fig} plotly figures did not draw')
-            if broken: errors.append(f'{broken} broken images')
-            page.screenshot(path=str(shots/f'{f.stem}.png'), full_page=False)
-            problems += [f'{f.name}: {e}' for e in errors]
-        browser.close()
+    problems = check_site(site, runs_dir()/'site-screenshots')
     assert not problems, '\n'.join(problems)
+
+def test_the_check_catches_a_broken_page(tmp_path):
+    (tmp_path/'index.html').write_text('<html><body><img src="missing.png"><script>undefined_function()</script></body></html>')
+    problems = check_site(tmp_path)
+    assert any('broken images' in p for p in problems) and any('undefined_function' in p for p in problems)

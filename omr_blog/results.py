@@ -17,8 +17,8 @@ from .core import project_root
 from .metrics import abc_symbols
 
 # %% auto #0
-__all__ = ['results_dir', 'load_runs', 'results_table', 'load_jsonl', 'load_curve', 'load_predictions', 'failure_groups',
-           'group_error']
+__all__ = ['results_dir', 'load_runs', 'results_table', 'load_jsonl', 'distinct_share', 'load_curve', 'load_predictions',
+           'failure_groups', 'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
 def results_dir(preset: str) -> Path: return project_root()/'results'/preset
@@ -46,6 +46,10 @@ def results_table(preset: str) -> list[dict]:
 
 def load_jsonl(path: Path) -> list[dict]:
     return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()] if Path(path).exists() else []
+
+def distinct_share(preds: list[dict]) -> float | None:
+    "Distinct predictions / predictions: near 0 means the model writes the same text whatever the image."
+    return len({p['prediction'] for p in preds}) / len(preds) if preds else None
 
 def load_curve(preset: str, backbone: str) -> list[dict]: return load_jsonl(results_dir(preset)/'logs'/f'{backbone}.jsonl')
 def load_predictions(preset: str, backbone: str) -> list[dict]:

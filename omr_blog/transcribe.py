@@ -92,9 +92,17 @@ def transcribe_image(model, tok, cfg, im: Image.Image, beam: int = 1, max_new_to
             'hit_limit': [tok.eos_id not in row[1:] for row in ids.tolist()]}
 
 # %% ../nbs/04c_transcribe.ipynb #913a9def
+def _ink_box(im: Image.Image, margin: int = 20) -> tuple[int, int, int, int]:
+    "Bounding box of the ink of a page, with a margin (the whole page when it is blank)."
+    a = np.asarray(im.convert('L')) < 200
+    if not a.any(): return (0, 0, im.width, im.height)
+    ys, xs = np.flatnonzero(a.any(1)), np.flatnonzero(a.any(0))
+    return (max(0, xs[0] - margin), max(0, ys[0] - margin), min(im.width, xs[-1] + margin + 1), min(im.height, ys[-1] + margin + 1))
+
 def _preview_png(musicxml: str) -> bytes:
     import io
     pages = render_pages(musicxml, RenderStyle(zoom=2.0), page_height=2970)   # zoom 2: a readable preview
+    pages = [p.crop(_ink_box(p)) for p in pages]                                 # the music, not the empty page
     w, h = max(p.width for p in pages), sum(p.height for p in pages)
     sheet = Image.new('L', (w, h), 255)
     y = 0

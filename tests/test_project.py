@@ -70,3 +70,9 @@ def test_quarto_lists_every_section_notebook():
     listed = {p.source for p in pages}
     for nb in sorted((ROOT/'nbs').glob('0[1-7]*.ipynb')): assert f'nbs/{nb.name}' in listed, nb.name
     assert yaml.safe_load((ROOT/'_quarto.yml').read_text())['project']['output-dir'] == '_site'
+
+def test_readme_and_landing_page_give_the_same_quick_start():
+    import json, re
+    index = ''.join(''.join(c['source']) for c in json.loads((ROOT/'nbs'/'index.ipynb').read_text())['cells'])
+    quick = lambda text: re.findall(r'^(make \w+)\s+#', text, re.M)
+    assert quick(index) == quick((ROOT/'README.md').read_text()) == ['make blog', 'make test']

@@ -7,7 +7,7 @@ Docs: https://omr-blog.github.io/omr_blog/publish.html.md"""
 
 # %% ../nbs/07a_publish.ipynb #68b2e373
 from __future__ import annotations
-import base64, html, json, re, shutil
+import html, json, re, shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from .core import OmrBlogError, project_root
 
 # %% auto #0
 __all__ = ['PLOTLY_MIME', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'markdown_html', 'clean_stream', 'output_html',
-           'cell_html', 'page_html', 'page_title_of', 'render_site', 'chromium_path', 'check_site']
+           'cell_html', 'notebook_title', 'page_html', 'render_site', 'chromium_path', 'check_site']
 
 # %% ../nbs/07a_publish.ipynb #799e3dcb
 @dataclass
@@ -104,11 +104,15 @@ img.output-image{max-width:100%}.note{background:#fff6dd;border-left:4px solid #
 footer.pager{display:flex;justify-content:space-between;margin-top:40px;font:14px sans-serif}pre.error{color:#a00}
 '''
 
-def page_html(nb: dict, page: Page, pages: list[Page], site_title: str, executed: bool) -> str:
+def notebook_title(nb: dict, default: str) -> str:
+    "The notebook's first H1 (the page title), or `default`."
+    return next((m.group(1) for c in nb.get('cells', []) if c['cell_type'] == 'markdown'
+                 for m in [re.search(r'^# (.+)$', _text(c['source']), re.M)] if m), default)
+
+def page_html(nb: dict, page: Page, pages: list[Page], site_title: str, executed: bool, titles: dict[str, str]) -> str:
     "One complete HTML page for a notebook."
     body = ''.join(cell_html(c, page.stem, i) for i, c in enumerate(nb.get('cells', [])))
-    h1 = next((m.group(1) for c in nb.get('cells', []) if c['cell_type'] == 'markdown'
-               for m in [re.search(r'^# (.+)$', _text(c['source']), re.M)] if m), page.stem)
+    h1 = titles[page.source]
     note = '' if executed else ('<p class="note">This notebook was not executed in this build: its prose and code are shown, '
                                 'its outputs are produced when you run it (JupyterLab, Colab or papermill).</p>')
     nav, last = [], None
@@ -117,17 +121,14 @@ def page_html(nb: dict, page: Page, pages: list[Page], site_title: str, executed
         last = p.section
         sub = ' sub' if p.section and p.stem[2:3] != '_' else ''
         cur = ' current' if p is page else ''
-        nav.append(f'<a class="page{sub}{cur}" href="{p.href}">{html.escape(page_title_of(p))}</a>')
+        nav.append(f'<a class="page{sub}{cur}" href="{p.href}">{html.escape(titles[p.source])}</a>')
     i = pages.index(page)
-    prev = f'<a href="{pages[i - 1].href}">&larr; {html.escape(page_title_of(pages[i - 1]))}</a>' if i else '<span></span>'
-    nxt = f'<a href="{pages[i + 1].href}">{html.escape(page_title_of(pages[i + 1]))} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'
+    prev = f'<a href="{pages[i - 1].href}">&larr; {html.escape(titles[pages[i - 1].source])}</a>' if i else '<span></span>'
+    nxt = f'<a href="{pages[i + 1].href}">{html.escape(titles[pages[i + 1].source])} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(h1)} - {html.escape(site_title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="assets/style.css">'
             f'<script src="assets/plotly.min.js"></script></head><body><nav class="sidebar"><a href="index.html"><b>{html.escape(site_title)}</b></a>'
             f'{"".join(nav)}</nav><main>{note}{body}<footer class="pager">{prev}{nxt}</footer></main></body></html>')
-
-_TITLES: dict[str, str] = {}
-def page_title_of(p: Page) -> str: return _TITLES.get(p.source, p.stem)
 
 def render_site(executed_dir: str | Path | None = None, out: str | Path | None = None, quarto_yml: str | Path | None = None) -> Path:
     "Write the static site: every page of _quarto.yml, from its executed copy in `executed_dir` when there is one."
@@ -139,9 +140,7 @@ def render_site(executed_dir: str | Path | None = None, out: str | Path | None =
     for p in pages:
         run = executed_dir/Path(p.source).name
         nbs[p.source] = (json.loads((run if run.exists() else root/p.source).read_text()), run.exists())
-        h1 = next((m.group(1) for c in nbs[p.source][0]['cells'] if c['cell_type'] == 'markdown'
-                   for m in [re.search(r'^# (.+)$', _text(c['source']), re.M)] if m), p.stem)
-        _TITLES[p.source] = h1
+    titles = {src: notebook_title(nb, Path(src).stem) for src, (nb, _) in nbs.items()}
     tmp = out.with_name(out.name + '.tmp')
     shutil.rmtree(tmp, ignore_errors=True); (tmp/'assets').mkdir(parents=True)
     import plotly
@@ -150,7 +149,7 @@ def render_site(executed_dir: str | Path | None = None, out: str | Path | None =
     if (root/'figures').is_dir(): shutil.copytree(root/'figures', tmp/'figures')
     for p in pages:
         nb, executed = nbs[p.source]
-        (tmp/p.href).write_text(page_html(nb, p, pages, title, executed))
+        (tmp/p.href).write_text(page_html(nb, p, pages, title, executed, titles))
     old = out.with_name(out.name + '.old')
     shutil.rmtree(old, ignore_errors=True)
     if out.exists(): out.rename(old)

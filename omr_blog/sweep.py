@@ -16,7 +16,8 @@ from .core import OmrBlogError, atomic_path, project_root, runs_dir, write_json
 from .train import make_config
 
 # %% auto #0
-__all__ = ['TRAIN_NOTEBOOK', 'SUMMARY_FIELDS', 'SPLIT_METRICS', 'run_is_done', 'run_backbone', 'summarize', 'sweep']
+__all__ = ['TRAIN_NOTEBOOK', 'SUMMARY_FIELDS', 'SPLIT_METRICS', 'run_is_done', 'run_backbone', 'summarize', 'commit_run_record',
+           'sweep']
 
 # %% ../nbs/03b_sweep.ipynb #4c6be687
 TRAIN_NOTEBOOK = 'nbs/experiments/train_backbone.ipynb'
@@ -69,6 +70,14 @@ def summarize(results: list[dict]) -> list[dict]:
         rows.append(row)
     return rows
 
+def commit_run_record(result: dict, run: Path, dest: Path):
+    "The committed record of a run under `dest` (results/<preset>/): its result, its log and its test predictions, not its weights."
+    write_json(dest/f"{result['backbone']}.json", result)
+    for src, dst in ((run/'log.jsonl', dest/'logs'/f"{result['backbone']}.jsonl"),
+                     (run/'eval'/'test-predictions.jsonl', dest/'predictions'/f"{result['backbone']}-test.jsonl")):
+        if src.exists():
+            with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
+
 def sweep(preset: str = 'cpu-tiny', backbones=None, overrides: dict | None = None, results_dir: str | Path | None = None,
           progress: bool = True) -> list[dict]:
     "Run every backbone of the preset (skipping finished runs) and write the summary under results/<preset>/."
@@ -82,12 +91,7 @@ def sweep(preset: str = 'cpu-tiny', backbones=None, overrides: dict | None = Non
     rows = summarize(results)
     dest = Path(results_dir) if results_dir else project_root()/'results'/preset
     dest.mkdir(parents=True, exist_ok=True)
-    for r in results:   # the committed per-run record: everything but weights; the post plots logs and reads predictions
-        write_json(dest/f"{r['backbone']}.json", r)
-        run = Path((r.get('config') or {}).get('out_dir') or runs_dir()/preset/r['backbone'])
-        for src, dst in ((run/'log.jsonl', dest/'logs'/f"{r['backbone']}.jsonl"),
-                         (run/'eval'/'test-predictions.jsonl', dest/'predictions'/f"{r['backbone']}-test.jsonl")):
-            if src.exists():
-                with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
+    for r in results:
+        commit_run_record(r, Path((r.get('config') or {}).get('out_dir') or runs_dir()/preset/r['backbone']), dest)
     write_json(dest/'summary.json', rows)
     return rows

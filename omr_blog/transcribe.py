@@ -173,11 +173,8 @@ def export_checkpoint(run_dir: str | Path, dest: str | Path | None = None) -> Pa
     write_json(tmp/'result.json', result)
     if dest.exists(): shutil.rmtree(dest)
     tmp.rename(dest)
-    res = project_root()/'results'/result['preset']   # the committed record beside the sweep's, for the post
-    write_json(res/f"{result['backbone']}.json", result)
-    for src, dst in ((run_dir/'log.jsonl', res/'logs'/f"{result['backbone']}.jsonl"),
-                     (run_dir/'eval'/'test-predictions.jsonl', res/'predictions'/f"{result['backbone']}-test.jsonl")):
-        if src.exists(): dst.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(src, dst)
+    from omr_blog.sweep import commit_run_record
+    commit_run_record(result, run_dir, project_root()/'results'/result['preset'])   # beside the sweep's records, for the post
     return dest
 
 @dataclass

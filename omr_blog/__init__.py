@@ -7,6 +7,7 @@ Modules:
 - `omr_blog.batching`: Normalise height, keep the aspect ratio, pad each batch to a common width with a pixel mask, and group similar widths so that padding stays small.
 - `omr_blog.dataset`: `omr-blog data` builds a Hugging Face `DatasetDict` with PDMX-Synth's columns from the music21 corpus; the same loaders read the real PDMX-Synth when the hub is reachable.
 - `omr_blog.decoding`: The decoder writes one token at a time. Without a cache, step *t* recomputes all *t* previous tokens through every layer; with one, it computes only the new token and reuses everything else.
+- `omr_blog.efficiency`: What of the backbone trains (`TrainConfig.finetune`), how a small model learns from a big one (`TrainConfig.distill_from`), and how a trained model shrinks for CPU inference. `train` calls these; Section 5 shows what they buy.
 - `omr_blog.evaluation`: Decode a split (greedy or beam search), score it with every metric of `metrics`, and keep each prediction beside its reference so Section 4 can look at failures, not only at averages.
 - `omr_blog.explore`: Optical Music Recognition turns a picture of a score into a symbolic score. This section shows, with the data we train on, why that is harder than reading text.
 - `omr_blog.metrics`: How wrong is a transcription? Symbol error rate as LEGATO computes it, a music-aware SER over ABC symbols, CER, LER, exact match, ABC validity and musicdiff's OMR-NED.

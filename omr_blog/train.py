@@ -19,13 +19,15 @@ from tqdm.auto import tqdm
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .core import OmrBlogError, atomic_path, project_root, provenance, runs_dir, write_json
 from .dataset import build_report, load_omr_dataset, resolve_dataset_dir
+from .efficiency import checkpoint_state, distillation_loss, freeze, frozen_keys, prepare_finetune, trainable_params
 from .evaluation import evaluate_split
 from .model import DecoderConfig, ModelConfig, MusicTrOCR, lm_loss
 from .tokenizer import AbcTokenizer, tokenizer_path, train_dataset_tokenizer
 
 # %% auto #0
 __all__ = ['TrainConfig', 'load_preset', 'make_config', 'lr_at', 'cpu_has_fast_bf16', 'resolve_precision', 'save_checkpoint',
-           'load_weights', 'load_checkpoint', 'dist_setup', 'peak_memory_mb', 'build_model', 'train']
+           'load_weights', 'load_checkpoint', 'dist_setup', 'peak_memory_mb', 'load_backbone_from', 'build_model',
+           'load_teacher', 'train']
 
 # %% ../nbs/03a_train.ipynb #07939744
 @dataclass
@@ -61,6 +63,14 @@ class TrainConfig:
     wandb: bool = True                 # Weights & Biases, offline unless the user logged in
     wandb_project: str = 'music-recognition'
     out_dir: str | None = None         # default runs/<preset>/<backbone>
+    # Section 5's techniques (efficiency.py); the defaults are plain training
+    finetune: str = 'full'             # what of the backbone trains: 'full' | 'frozen' | 'lora' | 'qlora'
+    init_from: str | None = None       # checkpoint whose backbone weights start the run (offline stand-in for pretrained ones)
+    lora_rank: int = 8
+    lora_alpha: int | None = None      # None: 2 x rank
+    distill_from: str | None = None    # teacher checkpoint (same tokenizer): CE mixed with temperature-scaled KL on its logits
+    distill_alpha: float = 0.5         # weight of the KL term
+    distill_temperature: float = 2.0
 
 
 def load_preset(name: str) -> dict:
@@ -124,7 +134,7 @@ def save_checkpoint(path: Path, model, optimizer, scaler, state: dict, cfg: Trai
     from safetensors.torch import save_file
     path = Path(path); tmp = path.with_name(path.name + '.tmp')
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp/'model.safetensors'))
+    save_file({k: v.contiguous() for k, v in checkpoint_state(model).items()}, str(tmp/'model.safetensors'))   # frozen backbone weights come from init_from
     torch.save({'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict() if scaler else None,
                 'rng': _rng_state(), **state}, tmp/'state.pt')
     (tmp/'config.json').write_text(json.dumps(asdict(cfg), indent=2))
@@ -142,6 +152,7 @@ def load_weights(model, path: Path):
     try: missing, unexpected = model.load_state_dict(load_file(str(f)), strict=False)
     except Exception as e:   # a truncated file (SafetensorError) or tensors of other shapes (RuntimeError)
         raise OmrBlogError(f'{f}: unreadable or not weights of this model ({type(e).__name__}: {str(e).strip().splitlines()[0][:120]})')
+    missing = [k for k in missing if k not in frozen_keys(model)]   # left out on purpose: rebuilt from init_from
     if missing or unexpected:
         raise OmrBlogError(f'{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected tensors)')
 
@@ -158,7 +169,7 @@ def load_checkpoint(path: str | Path, device='cpu') -> tuple[MusicTrOCR, AbcToke
         tp = tokenizer_path(resolve_dataset_dir(cfg.dataset), cfg.vocab_size)
         if not tp.exists(): raise OmrBlogError(f'{path}: no tokenizer/ in the checkpoint and none at {tp}')
         tok = AbcTokenizer.load(tp)
-    model = build_model(replace(cfg, pretrained=False), tok)   # the weights come from the checkpoint, not the hub
+    model = build_model(replace(cfg, pretrained=False), tok, init=cfg.finetune != 'full')   # weights from the checkpoint (and init_from for frozen parts), never the hub
     load_weights(model, path)
     return model.to(device).eval(), tok, cfg
 
@@ -178,11 +189,34 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux reports KiB
 
-def build_model(cfg: TrainConfig, tok: AbcTokenizer) -> MusicTrOCR:
+def load_backbone_from(model: MusicTrOCR, path: str | Path) -> MusicTrOCR:
+    "Copy the backbone weights of a checkpoint folder (`init_from`) into the model; the rest stays as initialised."
+    from safetensors.torch import load_file
+    f = Path(path)/'model.safetensors'
+    if not f.exists(): raise OmrBlogError(f'{path}: init_from is not a checkpoint folder (no model.safetensors)')
+    src = {k.removeprefix('backbone.'): v for k, v in load_file(str(f)).items() if k.startswith('backbone.')}
+    try: model.backbone.load_state_dict(src)
+    except RuntimeError as e:
+        raise OmrBlogError(f'{path}: its backbone does not fit {model.cfg.backbone} ({str(e).splitlines()[0][:100]})') from None
+    return model
+
+def build_model(cfg: TrainConfig, tok: AbcTokenizer, init: bool = True) -> MusicTrOCR:
+    "The model of a config: backbone from `init_from` (when `init`), then the fine-tuning mode applied."
     dec = DecoderConfig(**{**cfg.decoder, 'vocab_size': len(tok), 'pad_id': tok.pad_id, 'bos_id': tok.bos_id, 'eos_id': tok.eos_id})
-    return MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, cfg.pretrained, dec))
+    model = MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, cfg.pretrained, dec))
+    if cfg.init_from and init: load_backbone_from(model, cfg.init_from)
+    return prepare_finetune(model, cfg.finetune, cfg.lora_rank, cfg.lora_alpha)
 
 # %% ../nbs/03a_train.ipynb #aa239ee9
+def load_teacher(cfg: TrainConfig, tok: AbcTokenizer, device):
+    "The frozen teacher of a distillation run (None without `distill_from`); it must speak the student's tokenizer."
+    if not cfg.distill_from: return None
+    teacher, ttok, tcfg = load_checkpoint(cfg.distill_from, device)
+    if ttok.hf.get_vocab() != tok.hf.get_vocab():
+        raise OmrBlogError(f'{cfg.distill_from}: the teacher has another tokenizer; distillation compares distributions over one vocabulary')
+    if tcfg.height != cfg.height: raise OmrBlogError(f'{cfg.distill_from}: the teacher reads {tcfg.height} px strips, the student {cfg.height} px')
+    return freeze(teacher).eval()
+
 def _wandb_run(cfg: TrainConfig, out: Path):
     if not cfg.wandb: return None
     os.environ.setdefault('WANDB_MODE', 'offline')
@@ -217,11 +251,13 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.get('max_len', 2048))
     sampler = WidthBucketSampler(train_ds.widths, cfg.batch_size, seed=cfg.seed, drop_last=True)
     collate = Collate(spec, tok.pad_id)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]   # norms and biases are not decayed
+    params = [p for p in model.parameters() if p.requires_grad]   # frozen / LoRA modes train a subset
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]   # norms and biases are not decayed
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.95))
     amp = resolve_precision(cfg.precision, device)
+    teacher = load_teacher(cfg, tok, device)
     scaler = torch.amp.GradScaler('cuda') if amp == torch.float16 and device.type == 'cuda' else None
     step, epoch, batch_pos, elapsed, seen_samples, seen_tokens = 0, 0, 0, 0.0, 0, 0
     ckpt = out/'checkpoint'
@@ -245,6 +281,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f'{cfg.backbone}', unit='step', disable=not progress, dynamic_ncols=True)
     t_start = time.perf_counter() - elapsed
     model.train()
+    if cfg.finetune == 'frozen': model.backbone.eval()   # a frozen feature extractor keeps its BatchNorm statistics
     ctx = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
     def batches():
         nonlocal epoch, batch_pos
@@ -265,7 +302,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
             for _ in range(accumulation):
                 b = {k: v.to(device) for k, v in next(it).items()}
                 with ctx():
-                    loss = lm_loss(net(b['images'], b['pixel_mask'], b['ids']), b['ids'], tok.pad_id) / accumulation
+                    logits = net(b['images'], b['pixel_mask'], b['ids'])
+                    if teacher is None: loss = lm_loss(logits, b['ids'], tok.pad_id)
+                    else:
+                        with torch.no_grad(): t_logits = teacher(b['images'], b['pixel_mask'], b['ids'])
+                        loss = distillation_loss(logits, t_logits, b['ids'], tok.pad_id, cfg.distill_alpha, cfg.distill_temperature)
+                    loss = loss / accumulation
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f'loss is {loss.item()} at step {step}')
                 (scaler.scale(loss) if scaler else loss).backward()
@@ -302,7 +344,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
               'steps': step, 'stopped_by_time_budget': stopped_by_budget, 'train_seconds': round(elapsed, 1),
               'samples_per_s': seen_samples / max(elapsed, 1e-9), 'tokens_per_s': seen_tokens / max(elapsed, 1e-9),
               'time_per_epoch_s': elapsed / max(seen_samples, 1) * len(train_ds), 'epochs': seen_samples / len(train_ds),
-              'peak_memory_mb': peak_memory_mb(device), 'params': model.param_counts(), 'seed': cfg.seed,
+              'peak_memory_mb': peak_memory_mb(device), 'params': {**model.param_counts(), 'trainable': trainable_params(model)}, 'seed': cfg.seed,
               'dataset': {'name': str(cfg.dataset), **({k: build_report(ds_dir)[k] for k in ('fingerprint', 'sizes')} if (ds_dir/'report.json').exists() else {})},
               'provenance': provenance()}
     if stop_after and step < cfg.max_steps and not stopped_by_budget:

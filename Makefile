@@ -9,7 +9,7 @@ PRESET ?= cpu
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks default-checkpoint screenshots help
+.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks default-checkpoint efficiency screenshots help
 
 help:
 	@echo "make blog   - build the dataset and the post (main job)"
@@ -54,6 +54,12 @@ default-checkpoint: data
 	.venv/bin/omr-blog train --preset cpu-long --backbone resnet50
 	for s in test test_abcm2ps val; do .venv/bin/omr-blog eval --checkpoint runs/cpu-long/resnet50/checkpoint --split $$s --quiet; done
 	.venv/bin/python -c "from omr_blog.transcribe import export_checkpoint; print(export_checkpoint('runs/cpu-long/resnet50'))"
+
+# Section 5 and 6's experiments (CPU scale, about 40 minutes on 2 cores; needs the cpu-tiny sweep of make blog).
+efficiency: setup
+	.venv/bin/omr-blog data --preset $(PRESET) --quiet >/dev/null
+	.venv/bin/omr-blog sweep --preset cpu-tiny --quiet
+	.venv/bin/omr-blog efficiency
 
 # Screenshots of the rendered post for the README (after make blog).
 screenshots: setup

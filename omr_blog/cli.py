@@ -107,6 +107,27 @@ def _cmd_render(a):
         if problems: raise OmrBlogError(f'{len(problems)} problem(s) in the site (listed above)')
         print('every page opened in chromium without errors' + (f'; screenshots in {a.screenshots}' if a.screenshots else ''))
 
+def _cmd_fit(a):
+    from omr_blog.memory import fit_advice
+    from omr_blog.results import results_table
+    ranking = [r['backbone'] for r in sorted((r for r in results_table('cpu-tiny') if r['test_music_ser'] is not None),
+                                             key=lambda r: r['test_music_ser'])]
+    adv = fit_advice(a.vram, a.preset, a.backbone, ranking=ranking, precision=a.precision, **_parse_sets(a.set))
+    if a.json: print(json.dumps(adv, indent=2)); return
+    print(f"{adv['budget_gib']:.1f} GiB, preset {adv['preset']}, {a.precision} (estimates; 10% headroom + 1 GiB for the CUDA context)")
+    print(f"{'backbone':16s} {'mode':7s} {'micro-batch':>11s} {'accum.':>7s} {'est. GiB':>9s} {'batch-1 GiB':>12s}")
+    for r in adv['rows']:
+        print(f"{r['backbone']:16s} {r['mode']:7s} {r['batch'] or '-':>11} {r['accumulation'] or '-':>7} {r['estimate_gib'] or '-':>9} {r['batch1_gib']:>12}")
+    best = adv['best']
+    if best: print(f"advice: {best['backbone']} with {best['mode']} fine-tuning, micro-batch {best['batch']} x {best['accumulation']} "
+                   f"accumulation (backbones ranked by the cpu-tiny sweep's test music SER: CPU-scale evidence)")
+    else: raise OmrBlogError(f'nothing fits in {a.vram}: lower --set height=..., max_width=... or decoder.max_len=...')
+
+def _cmd_efficiency(a):
+    from omr_blog.efficiency_runs import run_studies
+    run_studies(a.study, progress=not a.quiet)
+    print('records under results/efficiency-cpu/ and results/memory/')
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -181,6 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument('--check', action='store_true', help='open every page in headless chromium; fail on console errors, undrawn figures, broken images')
     rd.add_argument('--screenshots', metavar='DIR', help='also save a screenshot of every page into DIR (implies --check)')
     rd.set_defaults(func=_cmd_render)
+    f = sub.add_parser('fit', help='what fits in a memory budget: backbone, fine-tuning mode, micro-batch (estimates)',
+                       description='For a GPU memory budget, estimate (omr_blog.memory.estimate_memory, a forward pass on the meta '
+                                   'device: nothing is allocated) the largest micro-batch each backbone can train with in each '
+                                   'fine-tuning mode (full, lora, qlora, frozen) and advise the first mode that fits at micro-batch >= 4.')
+    f.add_argument('--vram', required=True, help='memory budget, e.g. 16GB, 24GiB, 8000MB')
+    f.add_argument('--backbone', nargs='*', choices=list(BACKBONES), help='default: all seven')
+    f.add_argument('--preset', default='gpu-full', help='the configuration to size (default gpu-full: full backbones, 6x512 decoder, pages)')
+    f.add_argument('--precision', default='bf16', choices=['bf16', 'fp16', 'fp32'], help='autocast precision (default bf16)')
+    f.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields, e.g. height=512 decoder.max_len=1024')
+    f.add_argument('--json', action='store_true', help='print the advice as JSON')
+    f.set_defaults(func=_cmd_fit)
+    ef = sub.add_parser('efficiency', help="run Section 5's experiments (CPU scale) and record them under results/",
+                        description='Fine-tuning modes (full/frozen/LoRA/QLoRA from a trained backbone), distillation, image height, '
+                                    'INT8 and the memory estimator against measured peaks. Needs the cpu-tiny sweep (omr-blog sweep) '
+                                    'and the dataset; finished runs are skipped on a re-run.')
+    ef.add_argument('--study', nargs='*', choices=['finetune', 'distill', 'height', 'int8', 'memory'], help='default: all')
+    ef.add_argument('--quiet', action='store_true')
+    ef.set_defaults(func=_cmd_efficiency)
     i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
     i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')
     i.set_defaults(func=_cmd_info)

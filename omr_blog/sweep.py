@@ -70,11 +70,12 @@ def summarize(results: list[dict]) -> list[dict]:
         rows.append(row)
     return rows
 
-def commit_run_record(result: dict, run: Path, dest: Path):
+def commit_run_record(result: dict, run: Path, dest: Path, name: str | None = None):
     "The committed record of a run under `dest` (results/<preset>/): its result, its log and its test predictions, not its weights."
-    write_json(dest/f"{result['backbone']}.json", result)
-    for src, dst in ((run/'log.jsonl', dest/'logs'/f"{result['backbone']}.jsonl"),
-                     (run/'eval'/'test-predictions.jsonl', dest/'predictions'/f"{result['backbone']}-test.jsonl")):
+    name = name or result['backbone']
+    write_json(dest/f"{name}.json", result)
+    for src, dst in ((run/'log.jsonl', dest/'logs'/f"{name}.jsonl"),
+                     (run/'eval'/'test-predictions.jsonl', dest/'predictions'/f"{name}-test.jsonl")):
         if src.exists():
             with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
 

@@ -108,11 +108,8 @@ def _cmd_render(a):
         print('every page opened in chromium without errors' + (f'; screenshots in {a.screenshots}' if a.screenshots else ''))
 
 def _cmd_fit(a):
-    from omr_blog.memory import fit_advice
-    from omr_blog.results import results_table
-    ranking = [r['backbone'] for r in sorted((r for r in results_table('cpu-tiny') if r['test_music_ser'] is not None),
-                                             key=lambda r: r['test_music_ser'])]
-    adv = fit_advice(a.vram, a.preset, a.backbone, ranking=ranking, precision=a.precision, **_parse_sets(a.set))
+    from omr_blog.memory import fit_advice, sweep_ranking
+    adv = fit_advice(a.vram, a.preset, a.backbone, ranking=sweep_ranking('cpu-tiny'), precision=a.precision, **_parse_sets(a.set))
     if a.json: print(json.dumps(adv, indent=2)); return
     print(f"{adv['budget_gib']:.1f} GiB, preset {adv['preset']}, {a.precision} (estimates; 10% headroom + 1 GiB for the CUDA context)")
     print(f"{'backbone':16s} {'mode':7s} {'micro-batch':>11s} {'accum.':>7s} {'est. GiB':>9s} {'batch-1 GiB':>12s}")
@@ -120,7 +117,7 @@ def _cmd_fit(a):
         print(f"{r['backbone']:16s} {r['mode']:7s} {r['batch'] or '-':>11} {r['accumulation'] or '-':>7} {r['estimate_gib'] or '-':>9} {r['batch1_gib']:>12}")
     best = adv['best']
     if best: print(f"advice: {best['backbone']} with {best['mode']} fine-tuning, micro-batch {best['batch']} x {best['accumulation']} "
-                   f"accumulation (backbones ranked by the cpu-tiny sweep's test music SER: CPU-scale evidence)")
+                   f"accumulation (backbones ranked by the cpu-tiny sweep's validation loss: CPU-scale evidence)")
     else: raise OmrBlogError(f'nothing fits in {a.vram}: lower --set height=..., max_width=... or decoder.max_len=...')
 
 def _cmd_efficiency(a):

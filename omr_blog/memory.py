@@ -22,9 +22,9 @@ from .model import DecoderConfig, ModelConfig, MusicTrOCR
 from .train import TrainConfig, make_config
 
 # %% auto #0
-__all__ = ['HALF', 'MODE_ORDER', 'BATCHES', 'saved_activation_bytes', 'MemoryEstimate', 'estimate_memory',
+__all__ = ['HALF', 'MEASURE_ENV', 'MODE_ORDER', 'BATCHES', 'saved_activation_bytes', 'MemoryEstimate', 'estimate_memory',
            'measure_training_memory', 'parse_memory', 'has_linear_layers', 'estimate_by_batch', 'fit_rows',
-           'fit_advice']
+           'sweep_ranking', 'fit_advice']
 
 # %% ../nbs/06a_memory.ipynb #1657b4d2
 def _storage_key(t: torch.Tensor):
@@ -107,7 +107,9 @@ def _measure_here(cfg: TrainConfig, batch_size: int, width: int, seq_len: int, s
     cuda = torch.cuda.is_available()
     device = torch.device('cuda' if cuda else 'cpu')
     dec = DecoderConfig(**{**cfg.decoder, 'vocab_size': cfg.vocab_size})
-    with torch.device('meta'): MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec))   # imports its code, allocates nothing
+    with torch.device('meta'):   # imports every library the step uses (transformers' model code, peft) and allocates nothing
+        prepare_finetune(MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec)), 'lora' if cfg.finetune == 'qlora' else cfg.finetune)
+    if cfg.finetune == 'qlora': import bitsandbytes
     gc.collect()
     base = torch.cuda.memory_allocated() if cuda else _rss_bytes()
     model = prepare_finetune(MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec)), cfg.finetune, cfg.lora_rank, cfg.lora_alpha).to(device)
@@ -130,6 +132,8 @@ def _measure_here(cfg: TrainConfig, batch_size: int, width: int, seq_len: int, s
     return {'peak_bytes': peak - base, 'step_s': step_s, 'device': torch.cuda.get_device_name() if cuda else 'cpu',
             'precision': {torch.bfloat16: 'bf16', torch.float16: 'fp16'}.get(amp, 'fp32')}
 
+MEASURE_ENV = {'MALLOC_MMAP_THRESHOLD_': '65536'}   # glibc: every block >= 64 KiB is its own mapping, unmapped when freed
+
 def measure_training_memory(cfg: TrainConfig, batch_size: int | None = None, width: int | None = None, seq_len: int | None = None,
                             steps: int = 2, timeout: float = 600) -> dict:
     "The measured peak (bytes over the baseline) of `steps` training steps of `cfg`, in a fresh process."
@@ -139,7 +143,8 @@ def measure_training_memory(cfg: TrainConfig, batch_size: int | None = None, wid
             'from omr_blog.memory import _measure_here; from omr_blog.train import TrainConfig\n'
             'a = json.loads(sys.argv[1]); print(json.dumps(_measure_here(TrainConfig(**a["cfg"]), a["B"], a["W"], a["T"], a["steps"])))')
     arg = json.dumps({'cfg': asdict(cfg), 'B': B, 'W': W, 'T': T, 'steps': steps})
-    p = subprocess.run([sys.executable, '-c', code, arg], capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, **MEASURE_ENV}
+    p = subprocess.run([sys.executable, '-c', code, arg], capture_output=True, text=True, timeout=timeout, env=env)
     if p.returncode != 0: raise OmrBlogError(f'memory measurement failed: {(p.stderr.strip().splitlines() or ["?"])[-1]}')
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -184,6 +189,12 @@ def fit_rows(budget_bytes: float, preset: str = 'gpu-full', backbones=None, head
                          'estimate_gib': round(at(B).total / 2**30, 2) if B else None,
                          'batch1_gib': round(at(1).total / 2**30, 2), 'trainable_params': at(1).trainable})
     return rows
+
+def sweep_ranking(preset: str = 'cpu-tiny', key: str = 'val_loss') -> list[str]:
+    "Backbones ordered by a measured metric of a sweep (lower is better); backbones without it are left out."
+    from omr_blog.results import results_table
+    rows = [r for r in results_table(preset) if r.get(key) is not None]
+    return [r['backbone'] for r in sorted(rows, key=lambda r: r[key])]
 
 def fit_advice(budget: str | float, preset: str = 'gpu-full', backbones=None, ranking: list[str] | None = None, **kw) -> dict:
     "The advice for a budget: per backbone, the first mode (full > lora > qlora > frozen) that fits at micro-batch >= 4."

@@ -21,8 +21,8 @@ from .train import make_config
 
 # %% auto #0
 __all__ = ['STUDY_PRESET', 'STUDY_OVERRIDES', 'FINETUNE_BACKBONES', 'TRAINING_STUDIES', 'STUDIES', 'pretrained_source',
-           'study_runs', 'results_root', 'run_training_study', 'int8_study', 'memory_grid', 'memory_validation',
-           'load_study', 'study_table', 'load_json', 'run_studies']
+           'study_runs', 'results_root', 'run_training_study', 'int8_study', 'memory_grid', 'runtime_overhead',
+           'memory_validation', 'load_study', 'study_table', 'load_json', 'run_studies']
 
 # %% ../nbs/05b_efficiency_runs.ipynb #4f8b2407
 STUDY_PRESET = 'cpu-tiny'
@@ -108,20 +108,32 @@ def memory_grid() -> list[dict]:
     grid += [dict(backbone='resnet50', finetune='full', batch_size=B) for B in (8, 32)]
     return grid
 
+def runtime_overhead(cfg, cache: dict) -> int:
+    "Bytes a minimal step of this model (batch 1, one stride-wide image, 4 tokens) adds beyond its estimate: the runtime's fixed cost."
+    key = (cfg.backbone, cfg.finetune)
+    if key not in cache:
+        from omr_blog.model import DecoderConfig, ModelConfig, MusicTrOCR
+        with torch.device('meta'): W = MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, DecoderConfig(**cfg.decoder))).backbone.multiple
+        meas = measure_training_memory(cfg, batch_size=1, width=W, seq_len=4, steps=3)
+        cache[key] = meas['peak_bytes'] - estimate_memory(cfg, batch_size=1, width=W, seq_len=4, precision=meas['precision']).total
+    return cache[key]
+
 def memory_validation(grid: list[dict] | None = None, width: int = 512, seq_len: int = 101, progress: bool = True) -> dict:
     "Estimate vs measured peak for each grid point; written to results/memory/cpu-validation.json (resumable)."
     from tqdm.auto import tqdm
     path = results_root()/'memory'/'cpu-validation.json'
     done = {json.dumps(r['point'], sort_keys=True): r for r in (json.loads(path.read_text())['rows'] if path.exists() else [])}
-    rows = []
+    rows, fixed = [], {}
     for point in tqdm(grid or memory_grid(), desc='memory', disable=not progress):
         key = json.dumps(point, sort_keys=True)
         if key in done: rows.append(done[key]); continue
         cfg = make_config(STUDY_PRESET, point['backbone'], finetune=point['finetune'], batch_size=point['batch_size'])
         meas = measure_training_memory(cfg, width=width, seq_len=seq_len, steps=3)
         est = estimate_memory(cfg, width=width, seq_len=seq_len, precision=meas['precision'])
+        runtime = runtime_overhead(cfg, fixed)
         rows.append({'point': point, 'estimate': {**{k: v for k, v in est.__dict__.items()}, 'total': est.total},
-                     'measured_bytes': meas['peak_bytes'], 'step_s': meas['step_s'], 'ratio': est.total / meas['peak_bytes']})
+                     'measured_bytes': meas['peak_bytes'], 'step_s': meas['step_s'], 'ratio': est.total / meas['peak_bytes'],
+                     'runtime_bytes': runtime, 'ratio_with_runtime': (est.total + runtime) / meas['peak_bytes']})
         write_json(path, {'width': width, 'seq_len': seq_len, 'preset': STUDY_PRESET, 'rows': rows, 'provenance': provenance()})
     rec = {'width': width, 'seq_len': seq_len, 'preset': STUDY_PRESET, 'rows': rows, 'provenance': provenance()}
     write_json(path, rec)

@@ -72,11 +72,11 @@ def sha256_of(*parts) -> str:
 
 # %% ../nbs/00_core.ipynb #75e3486f
 def git_state(root: Path | None = None) -> dict:
-    "The commit of the checkout and whether tracked files differ from it."
+    "The commit of the checkout and whether tracked files other than outputs (results/, figures/) differ from it."
     root = root or project_root()
     def git(*a):
         return subprocess.run(['git', *a], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-    try: return {'commit': git('rev-parse', 'HEAD') or None, 'dirty': bool(git('status', '--porcelain', '--untracked-files=no'))}
+    try: return {'commit': git('rev-parse', 'HEAD') or None, 'dirty': bool(git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!results', ':!figures'))}
     except Exception: return {'commit': None, 'dirty': None}
 
 def hardware() -> dict:

@@ -31,8 +31,21 @@ def _storage_key(t: torch.Tensor):
     s = t.untyped_storage()
     return s._cdata if t.device.type == 'meta' else s.data_ptr()
 
+_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+def _fused_sdpa_on_meta(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kw):
+    "On the meta device, attention through the fused kernel that CPUs and GPUs run (saves q, k, v, out, logsumexp, not the T x N weights)."
+    if q.device.type != 'meta' or attn_mask is not None:   # with a mask, PyTorch 2.13 on CPU runs the unfused path too
+        return _sdpa(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kw)
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, dropout_p, is_causal, scale=scale)[0]
+
 def saved_activation_bytes(model: nn.Module, *inputs) -> tuple[int, int]:
     "(bytes autograd saves for backward in one forward + loss, the largest single saved tensor) for these inputs."
+    torch.nn.functional.scaled_dot_product_attention = _fused_sdpa_on_meta   # meta would take the unfused path
+    try: return _saved_activation_bytes(model, *inputs)
+    finally: torch.nn.functional.scaled_dot_product_attention = _sdpa
+
+def _saved_activation_bytes(model: nn.Module, *inputs) -> tuple[int, int]:
     params = {_storage_key(p) for p in model.parameters()}
     seen, sizes = set(), []
     def pack(t):

@@ -53,7 +53,7 @@ def _saved_activation_bytes(model: nn.Module, *inputs) -> tuple[int, int]:
         if k not in params and k not in seen:
             seen.add(k); sizes.append(t.untyped_storage().nbytes())
         return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):   # even if the caller turned gradients off
         images, mask, ids = inputs
         logits = model(images, mask, ids)
         loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten())
@@ -111,6 +111,17 @@ def estimate_memory(cfg: TrainConfig, batch_size: int | None = None, width: int 
 def _rss_bytes() -> int:
     return int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
+def _peak_rss_bytes() -> int:
+    "This process's own resident high-water mark (VmHWM). Not ru_maxrss: Linux carries the parent's peak across fork+exec."
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith('VmHWM:'): return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+def _reset_peak_rss():
+    "Reset VmHWM to the current RSS (Linux >= 4.0), so imports before the baseline do not count."
+    try: Path('/proc/self/clear_refs').write_text('5')
+    except OSError: pass
+
 def _measure_here(cfg: TrainConfig, batch_size: int, width: int, seq_len: int, steps: int = 2) -> dict:
     "Run `steps` AdamW steps of `cfg` on a synthetic batch in this process; peak memory over the baseline."
     from omr_blog.efficiency import quantize_linear_4bit
@@ -125,6 +136,7 @@ def _measure_here(cfg: TrainConfig, batch_size: int, width: int, seq_len: int, s
     if cfg.finetune == 'qlora': import bitsandbytes
     gc.collect()
     base = torch.cuda.memory_allocated() if cuda else _rss_bytes()
+    if not cuda: _reset_peak_rss()
     model = prepare_finetune(MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec)), cfg.finetune, cfg.lora_rank, cfg.lora_alpha).to(device)
     model.train()
     if cfg.finetune == 'frozen': model.backbone.eval()
@@ -141,7 +153,7 @@ def _measure_here(cfg: TrainConfig, batch_size: int, width: int, seq_len: int, s
             loss = lm_loss(model(images, mask, ids), ids, 0)
         loss.backward(); opt.step()
     step_s = (time.perf_counter() - t) / steps
-    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = torch.cuda.max_memory_allocated() if cuda else _peak_rss_bytes()
     return {'peak_bytes': peak - base, 'step_s': step_s, 'device': torch.cuda.get_device_name() if cuda else 'cpu',
             'precision': {torch.bfloat16: 'bf16', torch.float16: 'fp16'}.get(amp, 'fp32')}
 

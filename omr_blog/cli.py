@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description='Fine-tuning modes (full/frozen/LoRA/QLoRA from a trained backbone), distillation, image height, '
                                     'INT8 and the memory estimator against measured peaks. Needs the cpu-tiny sweep (omr-blog sweep) '
                                     'and the dataset; finished runs are skipped on a re-run.')
-    ef.add_argument('--study', nargs='*', choices=['finetune', 'distill', 'height', 'int8', 'memory'], help='default: all')
+    from omr_blog.efficiency_runs import STUDIES
+    ef.add_argument('--study', nargs='*', choices=list(STUDIES), help='default: all')
     ef.add_argument('--quiet', action='store_true')
     ef.set_defaults(func=_cmd_efficiency)
     i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")

@@ -62,7 +62,8 @@ def evaluate_split(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int | No
                    omr_ned_n: int = 0, progress: bool = False) -> dict:
     "Decode and score a split; with `out`, write `<split>.json` and `<split>-predictions.jsonl` there. Returns the metrics."
     p = predict(model, split, tok, spec, n, batch_size, device, amp_dtype, max_new_tokens, beam, progress)
-    m = {'loss': p['loss'], **score_predictions(p['pred_texts'], p['ref_texts'], p['pred_ids'], p['ref_ids']),
+    problems = [abc_problems(t) for t in p['pred_texts']]   # a conversion per prediction: the slow part of scoring, done once
+    m = {'loss': p['loss'], **score_predictions(p['pred_texts'], p['ref_texts'], p['pred_ids'], p['ref_ids'], problems),
          'runaway': sum(p['hit_limit']) / max(1, len(p['hit_limit']))}
     k = min(omr_ned_n, len(p['ref_texts']))
     neds = omr_ned_many(p['pred_texts'][:k], p['ref_texts'][:k]) if k else []
@@ -71,11 +72,10 @@ def evaluate_split(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int | No
     if out is not None:
         rows = []
         for i, (pt, rt) in enumerate(zip(p['pred_texts'], p['ref_texts'])):
-            problems = abc_problems(pt)
             rows.append({'index': i, 'filename': p['filenames'][i], 'reference': rt, 'prediction': pt,
                          'music_ser': _rate(abc_symbols(pt), abc_symbols(rt)), 'cer': _rate(pt, rt),
                          'ser': _rate(p['pred_ids'][i], p['ref_ids'][i]), 'ref_symbols': len(abc_symbols(rt)),
-                         'valid': not problems, 'problems': problems[:3], 'hit_limit': p['hit_limit'][i],
+                         'valid': not problems[i], 'problems': problems[i][:3], 'hit_limit': p['hit_limit'][i],
                          'omr_ned': neds[i] if i < k else None})
         out = Path(out)
         with atomic_path(out/f'{split_name}-predictions.jsonl') as tmp:

@@ -103,10 +103,10 @@ def omr_ned_many(pred_texts, ref_texts, workers: int = 2, timeout: float = 60.0)
     return out
 
 # %% ../nbs/04a_metrics.ipynb #6145521a
-def score_predictions(pred_texts, ref_texts, pred_ids=None, ref_ids=None) -> dict:
-    "Every corpus-level metric of this notebook (token SER only when ids are given)."
+def score_predictions(pred_texts, ref_texts, pred_ids=None, ref_ids=None, problems=None) -> dict:
+    "Every corpus-level metric of this notebook (token SER only when ids are given; `problems`: `abc_problems` per prediction, if already computed)."
     m = {'music_ser': music_symbol_error_rate(pred_texts, ref_texts), 'cer': character_error_rate(pred_texts, ref_texts),
          'ler': line_error_rate(pred_texts, ref_texts), 'exact_match': exact_match(pred_texts, ref_texts),
-         'abc_validity': abc_validity(pred_texts), 'n': len(ref_texts)}
+         'abc_validity': abc_validity(pred_texts) if problems is None else sum(not p for p in problems) / max(1, len(problems)), 'n': len(ref_texts)}
     if pred_ids is not None: m['ser'] = symbol_error_rate(pred_ids, ref_ids)
     return m

@@ -9,7 +9,7 @@ PRESET ?= cpu
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks default-checkpoint efficiency screenshots help
+.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks default-checkpoint efficiency exposure ctc screenshots help
 
 help:
 	@echo "make blog   - build the dataset and the post (main job)"
@@ -60,6 +60,16 @@ efficiency: setup
 	.venv/bin/omr-blog data --preset $(PRESET) --quiet >/dev/null
 	.venv/bin/omr-blog sweep --preset cpu-tiny --quiet
 	.venv/bin/omr-blog efficiency
+
+# The runs behind "Beyond teacher forcing" (scheduled sampling, GRPO; about 15 minutes on 2 cores) and Section 2's
+# CTC lesson (about 3 minutes). CPU scale, not part of make blog; the pages read their committed records.
+exposure: setup
+	.venv/bin/omr-blog data --preset $(PRESET) --quiet >/dev/null
+	.venv/bin/omr-blog exposure
+
+ctc: setup
+	.venv/bin/omr-blog data --preset $(PRESET) --quiet >/dev/null
+	.venv/bin/omr-blog ctc
 
 # Screenshots of the rendered post for the README (after make blog).
 screenshots: setup

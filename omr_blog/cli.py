@@ -125,6 +125,25 @@ def _cmd_efficiency(a):
     run_studies(a.study, progress=not a.quiet)
     print('records under results/efficiency-cpu/ and results/memory/')
 
+def _cmd_grpo(a):
+    from dataclasses import fields
+    from omr_blog.grpo import GRPOConfig, grpo_finetune
+    sets = _parse_sets(a.set)
+    bad = sorted(set(sets) - {f.name for f in fields(GRPOConfig)})
+    if bad: raise OmrBlogError(f'unknown GRPO config field(s): {", ".join(bad)}')
+    r = grpo_finetune(GRPOConfig(**{**sets, 'init_from': a.checkpoint, 'out_dir': a.out}), progress=not a.quiet)
+    print(json.dumps({k: r.get(k) for k in ('steps', 'train_seconds', 'val_loss')} | {'test': r['metrics'].get('test')}, indent=2))
+
+def _cmd_ctc(a):
+    from omr_blog.ctc import run_ctc
+    r = run_ctc(a.backbone, a.preset, _parse_sets(a.set), progress=not a.quiet)
+    print(json.dumps({k: r.get(k) for k in ('steps', 'train_seconds', 'infeasible_labels')} | {'test': r['metrics'].get('test')}, indent=2))
+
+def _cmd_exposure(a):
+    from omr_blog.exposure_runs import run_exposure
+    run_exposure(a.runs, progress=not a.quiet)
+    print('records under results/exposure-cpu/')
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -218,6 +237,35 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument('--study', nargs='*', choices=list(STUDIES), help='default: all')
     ef.add_argument('--quiet', action='store_true')
     ef.set_defaults(func=_cmd_efficiency)
+    g = sub.add_parser('grpo', help='fine-tune a checkpoint with GRPO (sampled transcriptions, music-aware reward)',
+                       description='Group Relative Policy Optimisation from a checkpoint of omr-blog train: per training image, '
+                                   'sample a group of transcriptions with the KV-cached decoder, reward 1 - music SER (+ valid ABC, '
+                                   '- repetition, - truncation), normalise within the group, clipped policy-ratio updates with a KL '
+                                   'penalty to the starting model; encoder frozen by default. Writes checkpoint/, log.jsonl, eval/ '
+                                   'and result.json under --out; a finished run with the same config is reused.')
+    g.add_argument('--checkpoint', default='checkpoints/default', help='checkpoint/ folder to start from (default: the shipped one)')
+    g.add_argument('--out', help='run folder (default runs/grpo/<checkpoint folder name>)')
+    g.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='GRPOConfig fields, e.g. steps=50 group=8 top_k=20 time_budget_s=120')
+    g.add_argument('--quiet', action='store_true')
+    g.set_defaults(func=_cmd_grpo)
+    c = sub.add_parser('ctc', help="train Section 2's CTC head on a backbone's encoder with a preset's recipe",
+                       description='The "why not CTC?" lesson: the attention model\'s encoder, a frame encoder of the decoder\'s size '
+                                   'and CTC over the image read column by column, trained with the preset\'s recipe and time budget. '
+                                   'Writes runs/ctc/<preset>/<backbone>/ and results/ctc/<preset>-<backbone>.json (music SER with and '
+                                   'without chords); a finished run with the same config is reused.')
+    c.add_argument('--backbone', default='convnext_tiny', choices=list(BACKBONES))
+    c.add_argument('--preset', default='cpu-tiny')
+    c.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields, e.g. time_budget_s=60')
+    c.add_argument('--quiet', action='store_true')
+    c.set_defaults(func=_cmd_ctc)
+    from omr_blog.exposure_runs import EXPOSURE_RUNS
+    x = sub.add_parser('exposure', help='teacher forcing vs scheduled sampling vs + GRPO at CPU scale, recorded under results/',
+                       description='The runs of the "Beyond teacher forcing" page: cpu-tiny teacher forcing, scheduled sampling '
+                                   'and scheduled sampling + GRPO with the same wall-clock budget, and GRPO on the default '
+                                   'checkpoint. Needs the dataset (omr-blog data); finished runs are skipped on a re-run.')
+    x.add_argument('--runs', nargs='*', choices=list(EXPOSURE_RUNS), help='default: all, in order')
+    x.add_argument('--quiet', action='store_true')
+    x.set_defaults(func=_cmd_exposure)
     i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
     i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')
     i.set_defaults(func=_cmd_info)

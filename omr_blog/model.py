@@ -114,12 +114,13 @@ class Decoder(nn.Module):
         "An empty cache: per layer, the self-attention K/V so far and the cross-attention K/V of the image."
         return [{'self': {}, 'cross': {}} for _ in self.layers]
 
-    def forward(self, ids, memory, memory_mask, cache=None, start: int = 0):
-        "ids (B, T) at positions start..start+T-1; memory (B, N, C); memory_mask (B, N) True = real -> logits (B, T, V)."
-        T = ids.shape[1]
+    def forward(self, ids, memory, memory_mask, cache=None, start: int = 0, embeds=None):
+        """ids (B, T) at positions start..start+T-1; memory (B, N, C); memory_mask (B, N) True = real -> logits (B, T, V).
+        `embeds` (B, T, C) replaces the token embeddings of `ids` (scheduled sampling feeds mixed embeddings)."""
+        T = ids.shape[1] if embeds is None else embeds.shape[1]
         if start + T > self.c.max_len: raise ValueError(f'sequence of {start + T} tokens exceeds max_len {self.c.max_len}')
         pos = torch.arange(start, start + T, device=ids.device)
-        x = self.drop(self.tok(ids) + self.pos(pos))               # (B, T, C)
+        x = self.drop((self.tok(ids) if embeds is None else embeds) + self.pos(pos))   # (B, T, C)
         mask = memory_mask[:, None, None, :]                        # (B, 1, 1, N): broadcast over heads and queries
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, mask, None if cache is None else cache[i])
@@ -162,10 +163,14 @@ class MusicTrOCR(nn.Module):
         if self.use_pos2d: mem = mem + positional_encoding_2d(h, w, mem.shape[-1], mem.device).to(mem.dtype)
         return mem, mask
 
-    def forward(self, images, pixel_mask, ids):
-        "Teacher forcing: logits (B, T-1, V) for predicting ids[:, 1:] from ids[:, :-1]."
+    def forward(self, images, pixel_mask, ids, mix=None):
+        """Teacher forcing: logits (B, T-1, V) for predicting ids[:, 1:] from ids[:, :-1]. With `mix(decoder, inputs, logits)`
+        -> embeddings (scheduled sampling, `exposure`), a second pass reads inputs mixed with the first pass's predictions."""
         mem, mask = self.encode(images, pixel_mask)
-        return self.decoder(ids[:, :-1], mem, mask)
+        logits = self.decoder(ids[:, :-1], mem, mask)                      # (B, T-1, V)
+        if mix is None: return logits
+        # one forward for DistributedDataParallel: both passes share the image tokens; gradients flow through `mix`
+        return self.decoder(ids[:, :-1], mem, mask, embeds=mix(self.decoder, ids[:, :-1], logits))
 
     def loss(self, images, pixel_mask, ids):
         "Mean cross-entropy over real (non-pad) target tokens."

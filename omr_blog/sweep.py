@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .backbones import BACKBONES
 from .core import OmrBlogError, atomic_path, project_root, runs_dir, write_json
-from .train import make_config
+from .train import make_config, same_config
 
 # %% auto #0
 __all__ = ['TRAIN_NOTEBOOK', 'SUMMARY_FIELDS', 'SPLIT_METRICS', 'run_is_done', 'run_backbone', 'summarize', 'commit_run_record',
@@ -27,8 +27,7 @@ def run_is_done(out: Path, cfg_dict: dict) -> bool:
     f = out/'result.json'
     if not f.exists(): return False
     r = json.loads(f.read_text())
-    same = lambda d: {k: v for k, v in (d or {}).items() if k != 'out_dir'}   # where it ran does not change what it is
-    return r.get('status') == 'ok' and same(r.get('config')) == same(cfg_dict)
+    return r.get('status') == 'ok' and same_config(r.get('config'), cfg_dict)
 
 def run_backbone(backbone: str, preset: str, overrides: dict | None = None, progress: bool = True) -> dict:
     "Execute the training notebook for one backbone with papermill; returns its result (or a failure record)."

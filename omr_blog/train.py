@@ -22,12 +22,13 @@ from .dataset import build_report, load_omr_dataset, resolve_dataset_dir
 from .efficiency import checkpoint_state, distillation_loss, freeze, frozen_keys, prepare_finetune, trainable_params
 from .evaluation import evaluate_split
 from .model import DecoderConfig, ModelConfig, MusicTrOCR, lm_loss
+from .scheduled_sampling import gumbel_mixer, mixing_schedule
 from .tokenizer import AbcTokenizer, tokenizer_path, train_dataset_tokenizer
 
 # %% auto #0
-__all__ = ['TrainConfig', 'load_preset', 'make_config', 'lr_at', 'cpu_has_fast_bf16', 'resolve_precision', 'save_checkpoint',
-           'load_weights', 'load_checkpoint', 'dist_setup', 'peak_memory_mb', 'load_backbone_from', 'build_model',
-           'load_teacher', 'train']
+__all__ = ['TrainConfig', 'load_preset', 'same_config', 'make_config', 'lr_at', 'cpu_has_fast_bf16', 'resolve_precision',
+           'save_checkpoint', 'load_weights', 'load_checkpoint', 'dist_setup', 'peak_memory_mb', 'load_backbone_from',
+           'build_model', 'load_teacher', 'evaluate_run', 'dataset_record', 'train']
 
 # %% ../nbs/03a_train.ipynb #07939744
 @dataclass
@@ -71,6 +72,12 @@ class TrainConfig:
     distill_from: str | None = None    # teacher checkpoint (same tokenizer): CE mixed with temperature-scaled KL on its logits
     distill_alpha: float = 0.5         # weight of the KL term
     distill_temperature: float = 2.0
+    # Beyond teacher forcing (scheduled_sampling.py); the default 0 is plain teacher forcing
+    scheduled_sampling: float = 0.0    # final share of decoder inputs replaced by the model's own Gumbel-Softmax prediction
+    ss_start: float = 0.25             # share of the run (steps or time budget) of pure teacher forcing before the ramp
+    ss_tau_start: float = 1.0          # Gumbel-Softmax temperature when the ramp starts ...
+    ss_tau_end: float = 0.5            # ... and at the end of the run (samples sharpen as the model improves)
+    ss_straight_through: bool = True   # one-hot samples forward (real token embeddings), soft gradients backward
 
 
 def load_preset(name: str) -> dict:
@@ -85,6 +92,16 @@ def load_preset(name: str) -> dict:
     if base == name: raise OmrBlogError(f'{name}: a preset cannot be its own base')
     b = load_preset(base)
     return {**b, **d, 'decoder': {**b.get('decoder', {}), **d.get('decoder', {})}}
+
+def same_config(a: dict, b: dict) -> bool:
+    """Whether two recorded configs describe the same run: where it ran (`out_dir`) aside, and a field added after a run
+    was recorded counts at its default (defaults are the behaviour from before the field existed)."""
+    def norm(d):
+        d = {k: v for k, v in (d or {}).items() if k != 'out_dir'}
+        try: d = {k: v for k, v in asdict(TrainConfig(**d)).items() if k != 'out_dir'}
+        except TypeError: pass   # a field since removed: compare as recorded
+        return json.loads(json.dumps(d))
+    return norm(a) == norm(b)
 
 def make_config(preset: str = 'cpu-tiny', backbone: str = 'resnet50', **overrides) -> TrainConfig:
     "Preset, then backbone, then overrides; unknown keys are an error (a typo must not silently do nothing)."
@@ -217,6 +234,17 @@ def load_teacher(cfg: TrainConfig, tok: AbcTokenizer, device):
     if tcfg.height != cfg.height: raise OmrBlogError(f'{cfg.distill_from}: the teacher reads {tcfg.height} px strips, the student {cfg.height} px')
     return freeze(teacher).eval()
 
+def evaluate_run(model, data, tok: AbcTokenizer, spec: ImageSpec, cfg: TrainConfig, device, amp, out: Path) -> dict:
+    "End-of-run metrics on val, test and the abcm2ps test split (`cfg.eval_samples` each), written under `out`/eval."
+    return {s: evaluate_split(model, data[s], tok, spec, cfg.eval_samples, cfg.eval_batch_size, device, amp,
+                              cfg.eval_max_new_tokens, out=out/'eval', split_name=s,
+                              omr_ned_n=0 if s == 'val' else cfg.omr_ned_samples)   # val selects models; NED is for the report
+            for s in ('val', 'test', 'test_abcm2ps') if s in data}
+
+def dataset_record(name: str, ds_dir: Path) -> dict:
+    "A run's dataset: its name, and the fingerprint and split sizes of the built dataset (when it has a report)."
+    return {'name': str(name), **({k: build_report(ds_dir)[k] for k in ('fingerprint', 'sizes')} if (ds_dir/'report.json').exists() else {})}
+
 def _wandb_run(cfg: TrainConfig, out: Path):
     if not cfg.wandb: return None
     os.environ.setdefault('WANDB_MODE', 'offline')
@@ -262,8 +290,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     step, epoch, batch_pos, elapsed, seen_samples, seen_tokens = 0, 0, 0, 0.0, 0, 0
     ckpt = out/'checkpoint'
     if resume and (ckpt/'config.json').exists():
-        same = lambda d: {k: v for k, v in d.items() if k != 'out_dir'}
-        if same(json.loads((ckpt/'config.json').read_text())) != same(json.loads(json.dumps(asdict(cfg)))):
+        if not same_config(json.loads((ckpt/'config.json').read_text()), asdict(cfg)):
             if main_proc: print(f'{ckpt}: checkpoint of a different config; starting over', file=sys.stderr)
             resume = False
     if resume and (ckpt/'state.pt').exists():
@@ -297,12 +324,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     try:
         while step < cfg.max_steps:
             for g in opt.param_groups: g['lr'] = lr_at(step, cfg)
+            done_share = max(step / cfg.max_steps, (time.perf_counter() - t_start) / cfg.time_budget_s if cfg.time_budget_s else 0.0)
+            p_mix, tau = mixing_schedule(done_share, cfg.scheduled_sampling, cfg.ss_start, cfg.ss_tau_start, cfg.ss_tau_end)
+            mix = gumbel_mixer(p_mix, tau, cfg.ss_straight_through, tok.pad_id) if p_mix > 0 else None   # None: one pass
             opt.zero_grad(set_to_none=True)
             loss_sum = 0.0
             for _ in range(accumulation):
                 b = {k: v.to(device) for k, v in next(it).items()}
                 with ctx():
-                    logits = net(b['images'], b['pixel_mask'], b['ids'])
+                    logits = net(b['images'], b['pixel_mask'], b['ids'], mix=mix)
                     if teacher is None: loss = lm_loss(logits, b['ids'], tok.pad_id)
                     else:
                         with torch.no_grad(): t_logits = teacher(b['images'], b['pixel_mask'], b['ids'])
@@ -321,7 +351,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 rec = {'step': step, 'loss': loss_sum, 'lr': lr_at(step - 1, cfg), 'grad_norm': float(gnorm), 'epoch': epoch,
                        'samples_per_s': seen_samples / now, 'tokens_per_s': seen_tokens / now, 'elapsed_s': now,
-                       'peak_memory_mb': peak_memory_mb(device)}
+                       'peak_memory_mb': peak_memory_mb(device), **({'mix_prob': p_mix, 'tau': tau} if cfg.scheduled_sampling else {})}
                 log.write(json.dumps(rec) + '\n'); log.flush()
                 bar.set_postfix(loss=f'{loss_sum:.3f}', sps=f'{rec["samples_per_s"]:.1f}')
                 if wb: wb.log(rec, step=step)
@@ -345,15 +375,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
               'samples_per_s': seen_samples / max(elapsed, 1e-9), 'tokens_per_s': seen_tokens / max(elapsed, 1e-9),
               'time_per_epoch_s': elapsed / max(seen_samples, 1) * len(train_ds), 'epochs': seen_samples / len(train_ds),
               'peak_memory_mb': peak_memory_mb(device), 'params': {**model.param_counts(), 'trainable': trainable_params(model)}, 'seed': cfg.seed,
-              'dataset': {'name': str(cfg.dataset), **({k: build_report(ds_dir)[k] for k in ('fingerprint', 'sizes')} if (ds_dir/'report.json').exists() else {})},
+              'dataset': dataset_record(cfg.dataset, ds_dir),
               'provenance': provenance()}
     if stop_after and step < cfg.max_steps and not stopped_by_budget:
         return result   # a deliberately interrupted run (tests): no final evaluation
     if status == 'ok':
-        result['metrics'] = {s: evaluate_split(model, data[s], tok, spec, cfg.eval_samples, cfg.eval_batch_size, device, amp,
-                                               cfg.eval_max_new_tokens, out=out/'eval', split_name=s,
-                                               omr_ned_n=0 if s == 'val' else cfg.omr_ned_samples)   # val selects models; NED is for the report
-                             for s in ('val', 'test', 'test_abcm2ps') if s in data}
+        result['metrics'] = evaluate_run(model, data, tok, spec, cfg, device, amp, out)
         result['val_loss'] = result['metrics']['val']['loss']
         if wb: wb.summary.update({f'{s}/{k}': v for s, m in result['metrics'].items() for k, v in m.items()})
     write_json(out/'result.json', result)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from .backbones import VisionBackbone, count_params, get_spec
 
 # %% auto #0
-__all__ = ['DecoderConfig', 'ModelConfig', 'Attention', 'SwiGLU', 'DecoderLayer', 'Decoder', 'positional_encoding_2d', 'lm_loss',
-           'MusicTrOCR']
+__all__ = ['DecoderConfig', 'ModelConfig', 'append_kv', 'Attention', 'SwiGLU', 'DecoderLayer', 'Decoder',
+           'positional_encoding_2d', 'lm_loss', 'MusicTrOCR']
 
 # %% ../nbs/02b_model.ipynb #a9bc32fd
 @dataclass
@@ -31,6 +31,8 @@ class DecoderConfig:
     d_ff: int = 2048         # SwiGLU hidden width (4 x d_model)
     max_len: int = 2048      # learned positions: the longest sequence (BOS..EOS) the decoder can write
     dropout: float = 0.1
+    attn_dropout: float | None = None  # on attention weights; None: = dropout. 0 (TrOCR's default) keeps CPU attention
+                                       # on its fused kernel in training: with dropout it falls back to the unfused path
     pad_id: int = 0          # padding token id (the loss ignores it)
     bos_id: int = 1
     eos_id: int = 2
@@ -44,6 +46,19 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
 # %% ../nbs/02b_model.ipynb #c9e63bbb
+def append_kv(cache: dict, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Write k, v (B, h, T, dh) after the `cache['n']` cached steps; return views of all steps so far (B, h, n+T, dh).
+    The buffer doubles when full, so writing a token costs O(1) amortised; `torch.cat` would copy the whole past every step."""
+    n, T = cache.get('n', 0), k.shape[2]
+    if 'k' not in cache or n + T > cache['k'].shape[2]:
+        for name, new in (('k', k), ('v', v)):
+            buf = new.new_empty(new.shape[0], new.shape[1], max(64, 2 * (n + T)), new.shape[3])
+            if n: buf[:, :, :n] = cache[name][:, :, :n]
+            cache[name] = buf
+    cache['k'][:, :, n:n + T], cache['v'][:, :, n:n + T] = k, v
+    cache['n'] = n + T
+    return cache['k'][:, :, :n + T], cache['v'][:, :, :n + T]
+
 class Attention(nn.Module):
     "Multi-head attention; `kv` (B, N, C) makes it cross-attention; `cache` (a dict) makes it incremental."
     def __init__(self, d_model: int, n_heads: int, dropout: float):
@@ -65,9 +80,8 @@ class Attention(nn.Module):
             k, v = self.kv(x if kv is None else kv).chunk(2, dim=-1)
             k, v = self._heads(k), self._heads(v)                   # (B, h, S, dh)
             if cache is not None:
-                if kv is None and 'k' in cache:                     # self-attention: append this step
-                    k, v = torch.cat([cache['k'], k], 2), torch.cat([cache['v'], v], 2)
-                cache['k'], cache['v'] = k, v
+                if kv is None: k, v = append_kv(cache, k, v)        # self-attention: this step after the earlier ones
+                else: cache['k'], cache['v'] = k, v
         # with a cache, self-attention sees only the past (the new token is last): no causal mask is needed
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
                                            is_causal=causal and mask is None and q.shape[2] > 1)
@@ -87,8 +101,9 @@ class DecoderLayer(nn.Module):
     def __init__(self, c: DecoderConfig):
         super().__init__()
         self.ln1, self.ln2, self.ln3 = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
-        self.self_attn = Attention(c.d_model, c.n_heads, c.dropout)
-        self.cross_attn = Attention(c.d_model, c.n_heads, c.dropout)
+        attn_p = c.dropout if c.attn_dropout is None else c.attn_dropout
+        self.self_attn = Attention(c.d_model, c.n_heads, attn_p)
+        self.cross_attn = Attention(c.d_model, c.n_heads, attn_p)
         self.ff = SwiGLU(c.d_model, c.d_ff, c.dropout)
         self.drop = nn.Dropout(c.dropout)
 

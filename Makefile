@@ -70,6 +70,7 @@ exposure: setup
 ctc: setup
 	.venv/bin/omr-blog data --preset $(PRESET) --quiet >/dev/null
 	.venv/bin/omr-blog ctc
+	.venv/bin/omr-blog ctc --chords
 
 # Screenshots of the rendered post for the README (after make blog).
 screenshots: setup

@@ -135,9 +135,16 @@ def _cmd_grpo(a):
     print(json.dumps({k: r.get(k) for k in ('steps', 'train_seconds', 'val_loss')} | {'test': r['metrics'].get('test')}, indent=2))
 
 def _cmd_ctc(a):
-    from omr_blog.ctc import run_ctc
-    r = run_ctc(a.backbone, a.preset, _parse_sets(a.set), progress=not a.quiet)
-    print(json.dumps({k: r.get(k) for k in ('steps', 'train_seconds', 'infeasible_labels')} | {'test': r['metrics'].get('test')}, indent=2))
+    from omr_blog.core import project_root
+    from omr_blog.ctc import chord_probe_figure, chord_probe_runs, run_ctc
+    keys = ('steps', 'train_seconds', 'infeasible_labels')
+    if not a.chords:
+        r = run_ctc(a.backbone, a.preset, _parse_sets(a.set), progress=not a.quiet)
+        print(json.dumps({k: r.get(k) for k in keys} | {'test': r['metrics'].get('test')}, indent=2)); return
+    rs = chord_probe_runs(a.backbone, a.preset, _parse_sets(a.set), progress=not a.quiet)
+    fig = chord_probe_figure(project_root()/'figures'/'ctc-chord-probe.png', a.backbone, a.preset)
+    print(json.dumps({h: {k: r.get(k) for k in keys if k in r} | {'test_music_ser': r['metrics']['test']['music_ser']} for h, r in rs.items()}
+                     | {'figure': str(fig)}, indent=2))
 
 def _cmd_exposure(a):
     from omr_blog.exposure_runs import run_exposure
@@ -151,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description='Convert the music21 corpus to MusicXML + canonical ABC, engrave it (Verovio; abcm2ps for the '
                                    'domain-shift split), save a Hugging Face DatasetDict under data/<name>/hf with a report.json, '
                                    'and train the BPE tokenizer on the training labels. Resumable: a rerun reuses finished shards.')
-    d.add_argument('--preset', default='cpu', choices=['cpu', 'tiny', 'pages'], help='cpu: ~20k one-system strips (default); tiny: a few hundred (tests); pages: whole pages (GPU presets)')
+    d.add_argument('--preset', default='cpu', choices=['cpu', 'tiny', 'pages', 'chords'], help='cpu: ~20k one-system strips (default); tiny: a few hundred (tests); pages: whole pages (GPU presets); chords: chorales and masses as two-part chords on one staff (the CTC lesson)')
     d.add_argument('--train', type=int, help='target number of training images (overrides the preset)')
     d.add_argument('--val', type=int, help='target number of validation images')
     d.add_argument('--test', type=int, help='target number of test images')
@@ -252,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description='The "why not CTC?" lesson: the attention model\'s encoder, a frame encoder of the decoder\'s size '
                                    'and CTC over the image read column by column, trained with the preset\'s recipe and time budget. '
                                    'Writes runs/ctc/<preset>/<backbone>/ and results/ctc/<preset>-<backbone>.json (music SER with and '
-                                   'without chords); a finished run with the same config is reused.')
+                                   'without chords); a finished run with the same config is reused. --chords: the chord probe, both '
+                                   'heads on omr-synth-chords (built if missing) with the same recipe, plus figures/ctc-chord-probe.png.')
+    c.add_argument('--chords', action='store_true', help='train CTC and the attention decoder on the chord probe dataset')
     c.add_argument('--backbone', default='convnext_tiny', choices=list(BACKBONES))
     c.add_argument('--preset', default='cpu-tiny')
     c.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help='override config fields, e.g. time_budget_s=60')

@@ -18,7 +18,8 @@ from .core import OmrBlogError, sha256_of
 __all__ = ['SOURCE_EXTS', 'TEXT_TOKEN', 'XML2ABC_OPTIONS', 'TEXT_FIELDS', 'PieceRef', 'music21_corpus_root', 'decode_text',
            'read_text', 'xml_text', 'split_abc_tunes', 'list_corpus', 'split_of', 'ConversionError', 'abc_to_musicxml',
            'piece_musicxml', 'overlong_bars', 'repair_overlong_bars', 'ensure_clefs', 'musicxml_to_raw_abc',
-           'canonical_abc', 'AbcLayout', 'parse_abc_layout', 'system_label', 'Piece', 'convert_piece']
+           'canonical_abc', 'AbcLayout', 'parse_abc_layout', 'system_label', 'chord_reduction', 'Piece',
+           'convert_piece']
 
 # %% ../nbs/01a_corpus.ipynb #ed84ad13
 SOURCE_EXTS = {'.abc': 'abc', '.mxl': 'musicxml', '.xml': 'musicxml', '.musicxml': 'musicxml', '.krn': 'kern'}
@@ -329,6 +330,21 @@ def system_label(layout: AbcLayout, i: int) -> str:
         out.append(f'V:{v}'); out += ls[i]
     return '\n'.join(out)
 
+# %% ../nbs/01a_corpus.ipynb #fd064a8d
+def chord_reduction(musicxml: str, parts: int = 2) -> str:
+    "The top `parts` parts of a score merged into one staff of chords, as MusicXML (ConversionError if music21 cannot)."
+    import music21
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+    with _quiet():
+        try:
+            score = music21.converter.parse(musicxml, format='musicxml')
+            if len(score.parts) < 2: raise ConversionError('too_few_parts', f'{len(score.parts)} part')
+            reduced = music21.stream.Score(list(score.parts)[:parts]).chordify()
+            for ch in reduced.recurse().getElementsByClass(music21.chord.Chord): ch.removeRedundantPitches(inPlace=True)
+            return GeneralObjectExporter(music21.stream.Score([reduced])).parse().decode('utf-8')
+        except ConversionError: raise
+        except Exception as e: raise ConversionError('chordify_failed', f'{type(e).__name__}: {e}'[:200])
+
 # %% ../nbs/01a_corpus.ipynb #c74be3dd
 @dataclass
 class Piece:
@@ -342,9 +358,10 @@ class Piece:
     repaired: bool = False  # lost bar lines were put back
     n_measures: int = 0
 
-def convert_piece(ref: PieceRef, repair: bool = True) -> Piece:
-    "Convert one corpus piece; raises ConversionError(cause) when it cannot be used."
+def convert_piece(ref: PieceRef, repair: bool = True, chord_parts: int = 0) -> Piece:
+    "Convert one corpus piece (its top `chord_parts` parts as chords when > 0); raises ConversionError(cause) when it cannot be used."
     xml = piece_musicxml(ref)
+    if chord_parts: xml = chord_reduction(xml, chord_parts)
     try: bad = overlong_bars(xml)
     except ET.ParseError as e: raise ConversionError('bad_musicxml', str(e)[:200])
     xml, repaired = ensure_clefs(xml), False

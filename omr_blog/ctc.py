@@ -29,8 +29,9 @@ from .train import TrainConfig, make_config, dataset_record, lr_at, peak_memory_
 from .tokenizer import train_dataset_tokenizer
 
 # %% auto #0
-__all__ = ['CHORD', 'CTC_PRESET', 'CTC_BACKBONE', 'CTCConfig', 'CTCRecognizer', 'ctc_targets', 'ctc_loss', 'ctc_greedy',
-           'has_chord', 'split_music_ser', 'ctc_predict', 'train_ctc', 'run_ctc']
+__all__ = ['CHORD', 'CTC_PRESET', 'CTC_BACKBONE', 'CHORD_DATASET', 'CTCConfig', 'CTCRecognizer', 'ctc_targets', 'ctc_loss',
+           'ctc_greedy', 'has_chord', 'split_music_ser', 'ctc_predict', 'train_ctc', 'run_ctc', 'chord_probe_name',
+           'chord_probe_runs', 'chord_line', 'chord_probe_figure']
 
 # %% ../nbs/02d_ctc.ipynb #b86d4b36
 @dataclass
@@ -184,12 +185,59 @@ def train_ctc(cfg: TrainConfig, out: str | Path | None = None, progress: bool = 
 # %% ../nbs/02d_ctc.ipynb #9a7b2620
 CTC_PRESET, CTC_BACKBONE = 'cpu-tiny', 'convnext_tiny'
 
-def run_ctc(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET, overrides: dict | None = None, progress: bool = True) -> dict:
-    "Train (or reuse) the CTC run of a backbone with a preset; its record goes to results/ctc/<preset>-<backbone>.json."
+def run_ctc(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET, overrides: dict | None = None, progress: bool = True,
+            name: str | None = None) -> dict:
+    "Train (or reuse) the CTC run of a backbone with a preset; its record goes to results/ctc/<name or preset-backbone>.json."
     from omr_blog.backbones import BACKBONES
     if backbone not in BACKBONES: raise OmrBlogError(f'{backbone}: unknown backbone (choose from {", ".join(BACKBONES)})')
     cfg = make_config(preset, backbone, **{'wandb': False, **(overrides or {})})
     run = Path(cfg.out_dir) if cfg.out_dir else runs_dir()/'ctc'/preset/backbone
     r = train_ctc(cfg, run, progress)
-    commit_run_record(r, run, project_root()/'results'/'ctc', name=f'{preset}-{backbone}')
+    commit_run_record(r, run, project_root()/'results'/'ctc', name=name or f'{preset}-{backbone}')
     return r
+
+# %% ../nbs/02d_ctc.ipynb #30ebd067
+CHORD_DATASET = 'omr-synth-chords'
+
+def chord_probe_name(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET) -> str: return f'{preset}-{backbone}-chords'
+
+def chord_probe_runs(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET, overrides: dict | None = None, progress: bool = True) -> dict:
+    "CTC and the attention decoder on the chord probe, same preset, budget, seed and data; finished runs are reused."
+    from omr_blog.dataset import build_dataset
+    from omr_blog.sweep import run_is_done
+    from omr_blog.train import train
+    build_dataset('chords', progress=progress)
+    o, name, runs = {'dataset': CHORD_DATASET, **(overrides or {})}, chord_probe_name(backbone, preset), runs_dir()/'ctc'/preset
+    ctc = run_ctc(backbone, preset, {**o, 'out_dir': str(runs/f'{backbone}-chords')}, progress, name=f'{name}-ctc')
+    cfg = make_config(preset, backbone, **{'wandb': False, **o, 'out_dir': str(runs/f'{backbone}-chords-attention')})
+    out = Path(cfg.out_dir)
+    att = json.loads((out/'result.json').read_text()) if run_is_done(out, asdict(cfg)) else train(cfg, progress=progress)
+    commit_run_record(att, out, project_root()/'results'/'ctc', name=f'{name}-attention')
+    return {'ctc': ctc, 'attention': att}
+
+# %% ../nbs/02d_ctc.ipynb #92c6b7f0
+def chord_line(text: str, width: int = 70) -> str:
+    "The first music line of an ABC text that has a chord (else its last line), cut to `width` characters."
+    lines = text.splitlines()
+    return next((l for l in lines if has_chord(l)), lines[-1] if lines else '')[:width]
+
+def chord_probe_figure(path: str | Path, backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET) -> Path:
+    "The first test strip with a chord, and the chord line of its reference and of each head's prediction."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    res, name = project_root()/'results'/'ctc'/'predictions', chord_probe_name(backbone, preset)
+    rows = {h: [json.loads(l) for l in (res/f'{name}-{h}-test.jsonl').read_text().splitlines() if l.strip()] for h in ('attention', 'ctc')}
+    ctc_by_file = {r['filename']: r for r in rows['ctc']}
+    first = next(r for r in rows['attention'] if has_chord(r['reference']) and r['filename'] in ctc_by_file)
+    test = load_omr_dataset(resolve_dataset_dir(CHORD_DATASET))['test']
+    image = test[test['filename'].index(first['filename'])]['image']
+    fig, (ax_img, ax_txt) = plt.subplots(2, 1, figsize=(10, 2.6), gridspec_kw={'height_ratios': [1.3, 1]})
+    ax_img.imshow(image, cmap='gray'); ax_img.axis('off'); ax_img.set_title(first['filename'], fontsize=8, loc='left')
+    lines = [('reference', first['reference']), ('attention', first['prediction']), ('CTC', ctc_by_file[first['filename']]['prediction'])]
+    for i, (who, text) in enumerate(lines):
+        ax_txt.text(0, 1 - i * 0.34, f'{who:>9}  {chord_line(text)}', family='monospace', fontsize=8, va='top')
+    ax_txt.axis('off')
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=130, bbox_inches='tight')
+    plt.close(fig)
+    return path

@@ -38,6 +38,9 @@ class BuildConfig:
     test: int = 300
     domain_shift: bool = True       # also engrave the test images with abcm2ps (split 'test_abcm2ps')
     max_staves: int = 1             # one-staff pieces only: the CPU models read short strips
+    min_staves: int = 1
+    collections: tuple[str, ...] = ()  # only pieces whose id starts with one of these (empty: all)
+    chord_parts: int = 0            # > 0: the top N parts merged into one staff of chords (the chord probe)
     max_systems_per_piece: int = 12  # long pieces would crowd out the others
     repair: bool = True             # put lost bar lines back (else drop such pieces)
     seed: int = 0                   # decides piece order and render styles
@@ -51,6 +54,9 @@ PRESETS = {
     'tiny': BuildConfig(name='omr-synth-tiny', train=400, val=60, test=60, shard_pieces=40),
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
                          max_staves=99, max_systems_per_piece=10**9),
+    # Section 2's CTC lesson: chorales and masses reduced to two-part chords on one staff (no abcm2ps split)
+    'chords': BuildConfig(name='omr-synth-chords', train=2000, val=200, test=200, domain_shift=False, min_staves=4, max_staves=6,
+                          collections=('bach/', 'palestrina/'), chord_parts=2, max_systems_per_piece=6),
 }
 SPLITS = ('train', 'val', 'test')
 
@@ -94,7 +100,7 @@ def _png(im) -> bytes:
 
 def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     "Convert and render one piece: {'records': [...], 'shift_records': [...], 'repaired': bool} or {'failed': cause}."
-    try: piece = convert_piece(ref, repair=cfg.repair)
+    try: piece = convert_piece(ref, repair=cfg.repair, chord_parts=cfg.chord_parts)
     except ConversionError as e: return {'failed': e.cause}
     style = sample_style(f'{cfg.seed}:{ref.piece_id}')
     out = {'records': [], 'shift_records': [], 'repaired': piece.repaired}
@@ -120,7 +126,8 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
 # %% ../nbs/01c_dataset.ipynb #7d58dd65
 def select_pieces(cfg: BuildConfig) -> dict[str, list[PieceRef]]:
     "The candidate pieces of each split, in the build's deterministic order (a seeded hash of the piece id)."
-    refs = [r for r in list_corpus(cfg.corpus_root) if r.staves_hint <= cfg.max_staves]
+    refs = [r for r in list_corpus(cfg.corpus_root) if cfg.min_staves <= r.staves_hint <= cfg.max_staves
+            and (not cfg.collections or r.piece_id.startswith(tuple(cfg.collections)))]
     refs.sort(key=lambda r: sha256_of(cfg.seed, r.piece_id))
     out = {s: [] for s in SPLITS}
     for r in refs: out[split_of(r.piece_id)].append(r)
@@ -231,6 +238,9 @@ def _comparable(cfg: BuildConfig) -> dict:
     "The config fields that change the data (not workers, timeouts or where it is written), with the format version."
     d = asdict(cfg)
     for k in ('workers', 'timeout'): d.pop(k)
+    for k in ('min_staves', 'collections', 'chord_parts'):   # added after format 2: at their defaults, older builds stay valid
+        if d[k] == getattr(BuildConfig, k): d.pop(k)
+    if 'collections' in d: d['collections'] = list(d['collections'])   # as the report's JSON holds it
     return {**d, 'format_version': DATA_FORMAT_VERSION}
 
 # %% ../nbs/01c_dataset.ipynb #9020341e

@@ -46,3 +46,21 @@ def test_voice_line_mismatch_detected():
     with pytest.raises(ConversionError) as e:
         parse_abc_layout('X:1\nL:1/8\nK:C\nV:1 treble\nV:2 bass\nV:1\nCDEF|\nGABc|\nV:2\nC,D,E,F,|\n')
     assert e.value.cause == 'voice_line_mismatch'
+
+def test_chord_reduction_merges_the_top_parts_into_one_staff_of_chords():
+    from omr_blog.corpus import chord_reduction, piece_musicxml, system_label
+    from omr_blog.ctc import has_chord
+    chorale = next(r for r in list_corpus() if r.piece_id == 'bach/bwv1.6.mxl#0')
+    four = piece_musicxml(chorale)
+    two = ET.fromstring(chord_reduction(four, 2).encode())
+    assert len(ET.fromstring(four.encode()).findall('part')) >= 4 and len(two.findall('part')) == 1
+    chords = [n for n in two.iter('note') if n.find('chord') is not None and n.find('rest') is None]
+    assert chords   # stacked notes exist: a <chord/> note shares the previous note's onset
+    p = convert_piece(chorale, chord_parts=2)
+    assert len(p.layout.voices) == 1 and any(has_chord(system_label(p.layout, i)) for i in range(p.layout.n_systems))
+
+def test_chord_reduction_refuses_a_single_part():
+    from omr_blog.corpus import chord_reduction
+    melody = abc_to_musicxml('X:1\nM:4/4\nL:1/4\nK:C\nCDEF|GABc|\n')
+    with pytest.raises(ConversionError) as e: chord_reduction(melody, 2)
+    assert e.value.cause == 'too_few_parts'

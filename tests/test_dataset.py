@@ -67,3 +67,12 @@ def test_missing_dataset_and_offline_hub_fail_fast_and_clearly(tmp_path):
     t = time.time()
     with pytest.raises(OmrBlogError, match='omr-blog data'): load_pdmx_synth()
     assert time.time() - t < 30
+
+def test_new_build_fields_at_defaults_keep_older_builds_valid_and_the_chord_preset_selects_its_collections():
+    from omr_blog.dataset import _comparable, select_pieces
+    plain = _comparable(PRESETS['cpu'])
+    assert not {'min_staves', 'collections', 'chord_parts'} & set(plain)   # as builds before these fields recorded it
+    chords = _comparable(PRESETS['chords'])
+    assert chords['chord_parts'] == 2 and chords['collections'] == ['bach/', 'palestrina/']
+    refs = [r for split in select_pieces(PRESETS['chords']).values() for r in split]
+    assert refs and all(r.piece_id.startswith(('bach/', 'palestrina/')) and 4 <= r.staves_hint <= 6 for r in refs)

@@ -71,3 +71,13 @@ def test_max_length_and_repetition_penalty():
     pen = greedy_decode(m, imgs, pm, max_new_tokens=30, repetition_penalty=5.0)
     rep = lambda s: len(s) - len(set(s))
     assert sum(rep(r.tolist()) for r in pen) <= sum(rep(r.tolist()) for r in plain)
+
+def test_kv_buffer_growth_keeps_cached_decoding_equal_to_recomputing():
+    "Past 64 tokens the self-attention buffer is reallocated; greedy and beam search must not notice."
+    torch.manual_seed(5)
+    m = MusicTrOCR(ModelConfig('resnet50', 'tiny', decoder=DecoderConfig(vocab_size=40, d_model=64, n_layers=2, n_heads=4,
+                                                                         d_ff=128, max_len=160, dropout=0.0))).eval()
+    imgs, pm = _batch()
+    g = greedy_decode(m, imgs, pm, max_new_tokens=80, stop_at_eos=False)
+    assert g.shape[1] == 81 and torch.equal(g, greedy_decode(m, imgs, pm, max_new_tokens=80, stop_at_eos=False, use_cache=False))
+    assert torch.equal(beam_search(m, imgs, pm, beam=1, max_new_tokens=80), greedy_decode(m, imgs, pm, max_new_tokens=80))

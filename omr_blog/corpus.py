@@ -330,7 +330,7 @@ def system_label(layout: AbcLayout, i: int) -> str:
         out.append(f'V:{v}'); out += ls[i]
     return '\n'.join(out)
 
-# %% ../nbs/01a_corpus.ipynb #fd064a8d
+# %% ../nbs/01a_corpus.ipynb #28005a0b
 def chord_reduction(musicxml: str, parts: int = 2) -> str:
     "The top `parts` parts of a score merged into one staff of chords, as MusicXML (ConversionError if music21 cannot)."
     import music21

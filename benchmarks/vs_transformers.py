@@ -71,6 +71,11 @@ def main():
     for k in list(models)[:2]:
         print(f'greedy, {N} new tokens x batch {a.batch}: {k} {a.batch * N / t[k]:7.1f} tok/s, transformers '
               f'{a.batch * N / t["transformers"]:7.1f} tok/s, ratio {t["transformers"] / t[k]:.2f}x (target >= 1.5x)')
+    # At small batch every step streams all decoder weights from memory: weight bytes / step time says whether a gap is
+    # implementation (different GB/s) or model size (same GB/s, more bytes). The encoder's one pass is included in t.
+    for k, m in models.items():
+        gb = sum(p.numel() * p.element_size() for p in m.decoder.parameters()) / 1e9
+        print(f'  {k:19s} {gb * 1e3:5.0f} MB of decoder weights per step, {t[k] / N * 1e3:5.1f} ms per step, {gb * N / t[k]:4.1f} GB/s')
 
     ids = torch.randint(3, 4096, (a.batch, a.seq)); ids[:, 0] = 1
     def step(name, m):

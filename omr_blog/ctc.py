@@ -30,8 +30,8 @@ from .tokenizer import train_dataset_tokenizer
 
 # %% auto #0
 __all__ = ['CHORD', 'CTC_PRESET', 'CTC_BACKBONE', 'CHORD_DATASET', 'CHORD_PROBE_BUDGET', 'CTCConfig', 'CTCRecognizer',
-           'ctc_targets', 'ctc_loss', 'ctc_greedy', 'has_chord', 'split_music_ser', 'ctc_predict', 'train_ctc',
-           'run_ctc', 'chord_probe_name', 'chord_probe_runs', 'chord_line', 'chord_probe_figure']
+           'ctc_targets', 'ctc_loss', 'ctc_greedy', 'has_chord', 'chord_note_counts', 'split_music_ser', 'ctc_predict',
+           'train_ctc', 'run_ctc', 'chord_probe_name', 'chord_probe_runs', 'chord_line', 'chord_probe_figure']
 
 # %% ../nbs/02d_ctc.ipynb #b86d4b36
 @dataclass
@@ -90,6 +90,12 @@ def ctc_greedy(log_probs, lengths, blank: int) -> list[list[int]]:
 CHORD = re.compile(r'\[[=_^]*[A-Ga-g]')   # a chord opens: [ then a note (not [K: fields or [| bars)
 
 def has_chord(abc: str) -> bool: return bool(CHORD.search(abc))
+
+_CHORD_BODY = re.compile(r'\[([=_^]*[A-Ga-g][^\]|:]*)\]')
+
+def chord_note_counts(abc: str) -> list[int]:
+    "Notes in each bracketed chord of an ABC text, in order: `[CEG]2 [C]` -> [3, 1] (a one-note 'chord' is a chord that lost notes)."
+    return [len(re.findall(r'[A-Ga-g]', body)) for body in _CHORD_BODY.findall(abc)]
 
 def split_music_ser(preds: list[str], refs: list[str]) -> dict:
     "Music SER over all items, over items whose reference has chords, and over those without (None when there are none)."

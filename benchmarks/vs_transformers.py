@@ -43,6 +43,13 @@ def interleaved(fns: dict, repeat: int) -> dict:
             t = time.perf_counter(); f(); times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
+def print_ratios(t: dict, what: str, per_call: float, unit: str, target: float):
+    "One line per variant of ours: its rate, transformers' rate, and their ratio (> 1: ours is faster)."
+    hf = t['transformers']
+    for k in (k for k in t if k != 'transformers'):
+        print(f'{what}: {k} {per_call / t[k]:7.2f} {unit}, transformers {per_call / hf:7.2f} {unit}, '
+              f'ratio {hf / t[k]:.2f}x (target >= {target}x)')
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--new-tokens', type=int, default=256)
@@ -68,9 +75,7 @@ def main():
         return run
     for m in models.values(): m.eval()
     t = interleaved({k: generate(k, m) for k, m in models.items()}, a.repeat)
-    for k in list(models)[:2]:
-        print(f'greedy, {N} new tokens x batch {a.batch}: {k} {a.batch * N / t[k]:7.1f} tok/s, transformers '
-              f'{a.batch * N / t["transformers"]:7.1f} tok/s, ratio {t["transformers"] / t[k]:.2f}x (target >= 1.5x)')
+    print_ratios(t, f'greedy, {N} new tokens x batch {a.batch}', a.batch * N, 'tok/s', 1.5)
     # At small batch every step streams all decoder weights from memory: weight bytes / step time says whether a gap is
     # implementation (different GB/s) or model size (same GB/s, more bytes). The encoder's one pass is included in t.
     for k, m in models.items():
@@ -86,8 +91,6 @@ def main():
         return run
     for m in models.values(): m.train()
     t = interleaved({k: step(k, m) for k, m in models.items()}, a.repeat)
-    for k in list(models)[:2]:
-        print(f'training step, batch {a.batch} x {a.seq} tokens: {k} {a.batch / t[k]:6.2f} samples/s, transformers '
-              f'{a.batch / t["transformers"]:6.2f} samples/s, ratio {t["transformers"] / t[k]:.2f}x (target >= 1.2x)')
+    print_ratios(t, f'training step, batch {a.batch} x {a.seq} tokens', a.batch, 'samples/s', 1.2)
 
 if __name__ == '__main__': main()

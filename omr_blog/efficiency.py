@@ -54,6 +54,9 @@ def quantize_linear_4bit(module: nn.Module, quant_type: str = 'nf4', compute_dty
         if isinstance(child, nn.Linear):
             q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
                                   compute_dtype=compute_dtype, quant_type=quant_type)
+            # On CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights for inference at the first eval forward; that
+            # layout needs in_features >= its 64-value block and breaks a later training forward. Keep the training layout.
+            q.support_avx512bf16_for_cpu = False
             q.weight = bnb.nn.Params4bit(child.weight.data.detach().cpu(), requires_grad=False, quant_type=quant_type)
             if child.bias is not None: q.bias = nn.Parameter(child.bias.data.detach().cpu(), requires_grad=False)
             setattr(module, name, q.to(child.weight.device))   # moving it to a device is what quantises it

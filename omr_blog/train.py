@@ -374,7 +374,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
               'steps': step, 'stopped_by_time_budget': stopped_by_budget, 'train_seconds': round(elapsed, 1),
               'samples_per_s': seen_samples / max(elapsed, 1e-9), 'tokens_per_s': seen_tokens / max(elapsed, 1e-9),
               'time_per_epoch_s': elapsed / max(seen_samples, 1) * len(train_ds), 'epochs': seen_samples / len(train_ds),
-              'peak_memory_mb': peak_memory_mb(device), 'params': {**model.param_counts(), 'trainable': trainable_params(model)}, 'seed': cfg.seed,
+              'peak_memory_mb': peak_memory_mb(device),
+              'precision_resolved': str(amp).removeprefix('torch.') if amp else 'fp32', 'threads': torch.get_num_threads(), 'params': {**model.param_counts(), 'trainable': trainable_params(model)}, 'seed': cfg.seed,
               'dataset': dataset_record(cfg.dataset, ds_dir),
               'provenance': provenance()}
     if stop_after and step < cfg.max_steps and not stopped_by_budget:

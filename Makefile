@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 APT_PACKAGES := abcm2ps chromium
-PRESET ?= cpu
+# the data recipe of `omr-blog data --recipe`: cpu, tiny, pages, chords
+RECIPE ?= cpu
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
@@ -34,17 +35,17 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 	touch $@
 
 data: setup
-	.venv/bin/omr-blog data --preset $(PRESET)
+	.venv/bin/omr-blog data --recipe $(RECIPE)
 
 # The main job: dataset + tokenizer, then the section notebooks executed with papermill.
 SECTIONS := $(sort $(wildcard nbs/0[1-7]_*.ipynb)) nbs/index.ipynb  # the landing page last: it shows a figure of Section 4
 blog: setup
-	.venv/bin/omr-blog data --preset $(PRESET)
+	.venv/bin/omr-blog data --recipe $(RECIPE)
 	.venv/bin/omr-blog sweep --preset cpu-tiny
 	@mkdir -p runs/blog
 	@for nb in $(SECTIONS); do \
 	  echo "executing $$nb"; \
-	  .venv/bin/papermill --cwd nbs --progress-bar $$nb runs/blog/$$(basename $$nb) -p dataset omr-synth-$(PRESET) || exit 1; \
+	  .venv/bin/papermill --cwd nbs --progress-bar $$nb runs/blog/$$(basename $$nb) -p dataset omr-synth-$(RECIPE) || exit 1; \
 	done
 	.venv/bin/omr-blog render
 	@echo "the post: _site/index.html (executed notebooks in runs/blog/)"
@@ -57,18 +58,18 @@ default-checkpoint: data
 
 # Section 5 and 6's experiments (CPU scale, about 40 minutes on 2 cores; needs the cpu-tiny sweep of make blog).
 efficiency: setup
-	.venv/bin/omr-blog data --preset $(PRESET) --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
 	.venv/bin/omr-blog sweep --preset cpu-tiny --quiet
 	.venv/bin/omr-blog efficiency
 
 # The runs behind "Beyond teacher forcing" (scheduled sampling, GRPO; about 15 minutes on 2 cores) and Section 2's
 # CTC lesson (about 3 minutes). CPU scale, not part of make blog; the pages read their committed records.
 exposure: setup
-	.venv/bin/omr-blog data --preset $(PRESET) --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
 	.venv/bin/omr-blog exposure
 
 ctc: setup
-	.venv/bin/omr-blog data --preset $(PRESET) --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
 	.venv/bin/omr-blog ctc
 	.venv/bin/omr-blog ctc --chords
 
@@ -91,7 +92,7 @@ pytest: tiny-data
 
 # The notebooks read the tiny dataset (CPU-sized parameters); build it once, before they run.
 tiny-data: setup
-	.venv/bin/omr-blog data --preset tiny --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe tiny --quiet >/dev/null
 
 # Section notebooks and the landing page run in tests/test_site.py (papermill, then the browser test of the site).
 nbtest: tiny-data

@@ -48,7 +48,8 @@ def main():
         print(f'loader, {w} worker process(es): {rates[-1]:7.1f} samples/s')
     loader = max(rates)
     from omr_blog.model import lm_loss
-    from omr_blog.train import build_model, make_config, resolve_precision
+    from omr_blog.checkpoints import build_model
+    from omr_blog.config import make_config, resolve_precision
     cfg = make_config('cpu-tiny', a.backbone, dataset=a.dataset)
     tok_t = train_dataset_tokenizer(dataset_path(a.dataset), cfg.vocab_size)
     m = build_model(cfg, tok_t).train()

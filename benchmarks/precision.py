@@ -10,7 +10,8 @@ from omr_blog.batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from omr_blog.dataset import load_omr_dataset
 from omr_blog.tokenizer import train_dataset_tokenizer
 from omr_blog.dataset import resolve_dataset_dir
-from omr_blog.train import build_model, cpu_has_fast_bf16, make_config
+from omr_blog.checkpoints import build_model
+from omr_blog.config import cpu_has_fast_bf16, make_config
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

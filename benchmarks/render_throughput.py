@@ -5,7 +5,7 @@ crash-isolated pool on all cores, side by side in one run. Target (issue 2): >= 
 """
 import argparse, os, time
 from dataclasses import replace
-from omr_blog.dataset import PRESETS, piece_records, select_pieces
+from omr_blog.dataset import RECIPES, piece_records, select_pieces
 from omr_blog.workers import isolated_map
 
 def main():
@@ -13,7 +13,7 @@ def main():
     ap.add_argument('--pieces', type=int, default=80, help='training pieces rendered by each measurement (the same pieces for both)')
     ap.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)))
     a = ap.parse_args()
-    cfg = replace(PRESETS['cpu'], workers=a.workers)
+    cfg = replace(RECIPES['cpu'], workers=a.workers)
     refs = select_pieces(cfg)['train'][:a.pieces]
     piece_records(refs[-1], 'train', cfg)   # warm-up: imports, Verovio's font loading (the pool's workers inherit it)
 

@@ -11,15 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['OmrBlogError', 'project_root', 'data_dir', 'runs_dir', 'atomic_path', 'write_json', 'sha256_of', 'git_state',
-           'hardware', 'library_versions', 'provenance']
+__all__ = ['DEFAULT_CHECKPOINT', 'flush_denormals', 'OmrBlogError', 'project_root', 'data_dir', 'runs_dir', 'results_dir',
+           'atomic_path', 'write_json', 'write_jsonl', 'read_jsonl', 'sha256_of', 'git_state', 'hardware',
+           'library_versions', 'provenance']
 
 # %% ../nbs/00_core.ipynb #82842153
-try:
+def flush_denormals():
+    "Make torch flush denormal floats to zero (x86): much faster random-init CNNs on CPU."
     import torch
     torch.set_flush_denormal(True)
-except ImportError:  # the data tools work without torch
-    torch = None
 
 # %% ../nbs/00_core.ipynb #eb75b8bd
 class OmrBlogError(Exception):
@@ -41,6 +41,12 @@ def runs_dir() -> Path:
     "Where training runs write (`$OMR_BLOG_RUNS`, default `<root>/runs`)."
     return Path(os.environ.get('OMR_BLOG_RUNS', project_root()/'runs'))
 
+def results_dir(*parts) -> Path:
+    "The committed records (`<root>/results/...`): what the post reads."
+    return project_root().joinpath('results', *parts)
+
+DEFAULT_CHECKPOINT = 'checkpoints/default'   # the shipped checkpoint of `omr-blog transcribe`, relative to the root
+
 # %% ../nbs/00_core.ipynb #513d06ac
 @contextmanager
 def atomic_path(path: str | Path):
@@ -60,6 +66,16 @@ def write_json(path: str | Path, obj, **kw) -> Path:
     "Write `obj` as pretty JSON, atomically."
     with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str, **kw) + '\n')
     return Path(path)
+
+def write_jsonl(path: str | Path, rows) -> Path:
+    "Write one JSON object per line, atomically."
+    with atomic_path(path) as tmp: tmp.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    return Path(path)
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    "The rows of a JSON-lines file ([] when it does not exist)."
+    p = Path(path)
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
 # %% ../nbs/00_core.ipynb #4f3dc7fa
 def sha256_of(*parts) -> str:
@@ -91,6 +107,7 @@ def hardware() -> dict:
     try:
         import psutil; info['ram_gb'] = round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError: pass
+    torch = sys.modules.get('torch')   # only a process that uses torch has a GPU worth naming
     if torch is not None and torch.cuda.is_available():
         info['gpu'] = torch.cuda.get_device_name(0)
         info['gpu_count'] = torch.cuda.device_count()

@@ -8,30 +8,18 @@ Docs: https://omr-blog.github.io/omr_blog/ctc.html.md"""
 
 # %% ../nbs/02d_ctc.ipynb #eeb97cda
 from __future__ import annotations
-import contextlib, json, random, re, time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import re
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .backbones import VisionBackbone, count_params
-from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
-from .core import OmrBlogError, atomic_path, project_root, provenance, runs_dir, write_json
-from .dataset import load_omr_dataset, resolve_dataset_dir
-from .metrics import abc_symbols, edit_distance, score_predictions
+from .backbones import VisionBackbone
 from .model import positional_encoding_2d
-from .sweep import commit_run_record
-from .train import TrainConfig, make_config, dataset_record, lr_at, peak_memory_mb, resolve_precision
-from .tokenizer import train_dataset_tokenizer
 
 # %% auto #0
-__all__ = ['CHORD', 'CTC_PRESET', 'CTC_BACKBONE', 'CHORD_DATASET', 'CHORD_PROBE_BUDGET', 'CTCConfig', 'CTCRecognizer',
-           'ctc_targets', 'ctc_loss', 'ctc_greedy', 'has_chord', 'chord_note_counts', 'split_music_ser', 'ctc_predict',
-           'train_ctc', 'run_ctc', 'chord_probe_name', 'chord_probe_runs', 'chord_line', 'chord_probe_figure']
+__all__ = ['CHORD', 'CTCConfig', 'CTCRecognizer', 'ctc_targets', 'ctc_loss', 'ctc_greedy', 'has_chord', 'chord_note_counts']
 
 # %% ../nbs/02d_ctc.ipynb #b86d4b36
 @dataclass
@@ -97,156 +85,3 @@ def chord_note_counts(abc: str) -> list[int]:
     "Notes in each bracketed chord of an ABC text, in order: `[CEG]2 [C]` -> [3, 1] (a one-note 'chord' is a chord that lost notes)."
     return [len(re.findall(r'[A-Ga-g]', body)) for body in _CHORD_BODY.findall(abc)]
 
-def split_music_ser(preds: list[str], refs: list[str]) -> dict:
-    "Music SER over all items, over items whose reference has chords, and over those without (None when there are none)."
-    def ser(pairs):
-        total = sum(len(abc_symbols(r)) for _, r in pairs)
-        return sum(edit_distance(abc_symbols(p), abc_symbols(r)) for p, r in pairs) / total if total else None
-    pairs = list(zip(preds, refs))
-    chord = [x for x in pairs if has_chord(x[1])]
-    plain = [x for x in pairs if not has_chord(x[1])]
-    return {'all': ser(pairs), 'chords': ser(chord), 'no_chords': ser(plain), 'n_chords': len(chord), 'n_no_chords': len(plain)}
-
-# %% ../nbs/02d_ctc.ipynb #13d90bb3
-@torch.no_grad()
-def ctc_predict(model, split, tok, spec: ImageSpec, n: int, batch_size: int = 32, device='cpu') -> dict:
-    "Greedy CTC transcriptions of the first `n` items of a split, with their references."
-    model.eval()
-    ds = OmrDataset(split.select(range(min(n, len(split)))), tok, spec, 2048)
-    preds, refs = [], []
-    for b in torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=Collate(spec, tok.pad_id)):
-        lp, lengths = model(b['images'].to(device), b['pixel_mask'].to(device))
-        preds += [tok.decode_ids(p) for p in ctc_greedy(lp, lengths, tok.pad_id)]
-        refs += [tok.decode_ids(r) for r in b['ids'].tolist()]
-    return {'pred_texts': preds, 'ref_texts': refs, 'filenames': list(ds.split['filename'])}
-
-def train_ctc(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True) -> dict:
-    "Train the CTC recogniser with a preset's recipe and budget; writes log.jsonl, <split>-predictions.jsonl and result.json under `out`."
-    out = Path(out) if out else runs_dir()/'ctc'/cfg.backbone
-    f = out/'result.json'
-    if f.exists() and (r := json.loads(f.read_text())).get('config') == json.loads(json.dumps(asdict(cfg))): return r
-    random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    ds_dir = resolve_dataset_dir(cfg.dataset)
-    data = load_omr_dataset(ds_dir)
-    tok = train_dataset_tokenizer(ds_dir, cfg.vocab_size)
-    head = {k: cfg.decoder[k] for k in ('d_model', 'n_layers', 'n_heads', 'd_ff', 'dropout') if k in cfg.decoder}
-    model = CTCRecognizer(CTCConfig(cfg.backbone, cfg.backbone_size, len(tok), tok.pad_id, **head)).to(device)
-    specials = (tok.bos_id, tok.eos_id, tok.pad_id)
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
-    train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.get('max_len', 2048))
-    sampler = WidthBucketSampler(train_ds.widths, cfg.batch_size, seed=cfg.seed, drop_last=True)
-    collate = Collate(spec, tok.pad_id)
-    params = list(model.parameters())
-    opt = torch.optim.AdamW([{'params': [p for p in params if p.ndim >= 2], 'weight_decay': cfg.weight_decay},
-                             {'params': [p for p in params if p.ndim < 2], 'weight_decay': 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-    amp = resolve_precision(cfg.precision, device)
-    ctx = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
-    accumulation = max(1, cfg.effective_batch // cfg.batch_size)
-    out.mkdir(parents=True, exist_ok=True)
-    step, seen, infeasible, t0, epoch, batches = 0, 0, 0, time.perf_counter(), 0, iter(())
-    model.train()
-    bar = tqdm(total=cfg.max_steps, desc=f'ctc {cfg.backbone}', unit='step', disable=not progress, dynamic_ncols=True)
-    with open(out/'log.jsonl', 'w') as log:
-        while step < cfg.max_steps:
-            for g in opt.param_groups: g['lr'] = lr_at(step, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss_sum = 0.0
-            for _ in range(accumulation):
-                idx = next(batches, None)
-                if idx is None:
-                    sampler.set_epoch(epoch); epoch += 1; batches = iter(sampler.batches()); idx = next(batches)
-                b = {k: v.to(device) for k, v in collate([train_ds[i] for i in idx]).items()}
-                with ctx(): lp, lengths = model(b['images'], b['pixel_mask'])
-                infeasible += int((ctc_targets(b['ids'], specials)[1] > lengths).sum())
-                loss = ctc_loss(lp, lengths, b['ids'], specials, tok.pad_id) / accumulation
-                if not torch.isfinite(loss): raise FloatingPointError(f'CTC loss is {loss.item()} at step {step}')
-                loss.backward(); loss_sum += loss.item(); seen += len(idx)
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip); opt.step()
-            step += 1; bar.update(1)
-            now = time.perf_counter() - t0
-            if step % cfg.log_every == 0:
-                log.write(json.dumps({'step': step, 'loss': loss_sum, 'samples_per_s': seen / now, 'elapsed_s': now}) + '\n'); log.flush()
-                bar.set_postfix(loss=f'{loss_sum:.3f}')
-            if cfg.time_budget_s and now > cfg.time_budget_s: break
-    bar.close()
-    elapsed = time.perf_counter() - t0
-    metrics = {}
-    for s in ('val', 'test', 'test_abcm2ps'):
-        if s not in data: continue
-        p = ctc_predict(model, data[s], tok, spec, cfg.eval_samples, cfg.eval_batch_size, device)
-        metrics[s] = {**score_predictions(p['pred_texts'], p['ref_texts']), 'music_ser_by_chords': split_music_ser(p['pred_texts'], p['ref_texts'])}
-        rows = [{'index': i, 'filename': fn, 'reference': rt, 'prediction': pt, 'chords': has_chord(rt)}
-                for i, (fn, pt, rt) in enumerate(zip(p['filenames'], p['pred_texts'], p['ref_texts']))]
-        with atomic_path(out/'eval'/f'{s}-predictions.jsonl') as tmp: tmp.write_text(''.join(json.dumps(r) + '\n' for r in rows))
-    result = {'status': 'ok', 'kind': 'ctc', 'backbone': cfg.backbone, 'preset': cfg.preset, 'config': asdict(cfg),
-              'steps': step, 'train_seconds': round(elapsed, 1), 'samples_per_s': seen / elapsed,
-              'infeasible_labels': infeasible, 'seen_labels': seen, 'peak_memory_mb': peak_memory_mb(device),
-              'params': {'encoder': count_params(model.backbone), 'head': count_params(model) - count_params(model.backbone),
-                         'total': count_params(model)},
-              'seed': cfg.seed, 'dataset': dataset_record(cfg.dataset, ds_dir), 'provenance': provenance(), 'metrics': metrics}
-    write_json(out/'result.json', result)
-    return result
-
-# %% ../nbs/02d_ctc.ipynb #9a7b2620
-CTC_PRESET, CTC_BACKBONE = 'cpu-tiny', 'convnext_tiny'
-
-def run_ctc(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET, overrides: dict | None = None, progress: bool = True,
-            name: str | None = None) -> dict:
-    "Train (or reuse) the CTC run of a backbone with a preset; its record goes to results/ctc/<name or preset-backbone>.json."
-    from omr_blog.backbones import BACKBONES
-    if backbone not in BACKBONES: raise OmrBlogError(f'{backbone}: unknown backbone (choose from {", ".join(BACKBONES)})')
-    cfg = make_config(preset, backbone, **{'wandb': False, **(overrides or {})})
-    run = Path(cfg.out_dir) if cfg.out_dir else runs_dir()/'ctc'/preset/backbone
-    r = train_ctc(cfg, run, progress)
-    commit_run_record(r, run, project_root()/'results'/'ctc', name=name or f'{preset}-{backbone}')
-    return r
-
-# %% ../nbs/02d_ctc.ipynb #66630360
-CHORD_DATASET = 'omr-synth-chords'
-# At the sweep's 90 s both heads are still at the collapse level on chords (CTC emitted blanks only, measured): the
-# probe gives each head ten minutes, the same schedule and step cap for both (the LR decays over max_steps)
-CHORD_PROBE_BUDGET = {'max_steps': 700, 'time_budget_s': 660}
-
-def chord_probe_name(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET) -> str: return f'{preset}-{backbone}-chords'
-
-def chord_probe_runs(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET, overrides: dict | None = None, progress: bool = True) -> dict:
-    "CTC and the attention decoder on the chord probe, same preset, budget, seed and data; finished runs are reused."
-    from omr_blog.dataset import build_dataset
-    from omr_blog.sweep import run_is_done
-    from omr_blog.train import train
-    build_dataset('chords', progress=progress)
-    o, name, runs = {'dataset': CHORD_DATASET, **CHORD_PROBE_BUDGET, **(overrides or {})}, chord_probe_name(backbone, preset), runs_dir()/'ctc'/preset
-    ctc = run_ctc(backbone, preset, {**o, 'out_dir': str(runs/f'{backbone}-chords')}, progress, name=f'{name}-ctc')
-    cfg = make_config(preset, backbone, **{'wandb': False, **o, 'out_dir': str(runs/f'{backbone}-chords-attention')})
-    out = Path(cfg.out_dir)
-    att = json.loads((out/'result.json').read_text()) if run_is_done(out, asdict(cfg)) else train(cfg, progress=progress)
-    commit_run_record(att, out, project_root()/'results'/'ctc', name=f'{name}-attention')
-    return {'ctc': ctc, 'attention': att}
-
-# %% ../nbs/02d_ctc.ipynb #a7bf0347
-def chord_line(text: str, width: int = 70) -> str:
-    "The first music line of an ABC text that has a chord (else its last line), cut to `width` characters."
-    lines = text.splitlines()
-    return next((l for l in lines if has_chord(l)), lines[-1] if lines else '')[:width]
-
-def chord_probe_figure(path: str | Path, backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET) -> Path:
-    "The first test strip with a chord, and the chord line of its reference and of each head's prediction."
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    res, name = project_root()/'results'/'ctc'/'predictions', chord_probe_name(backbone, preset)
-    rows = {h: [json.loads(l) for l in (res/f'{name}-{h}-test.jsonl').read_text().splitlines() if l.strip()] for h in ('attention', 'ctc')}
-    ctc_by_file = {r['filename']: r for r in rows['ctc']}
-    first = next(r for r in rows['attention'] if has_chord(r['reference']) and r['filename'] in ctc_by_file)
-    test = load_omr_dataset(resolve_dataset_dir(CHORD_DATASET))['test']
-    image = test[test['filename'].index(first['filename'])]['image']
-    fig, (ax_img, ax_txt) = plt.subplots(2, 1, figsize=(10, 2.6), gridspec_kw={'height_ratios': [1.3, 1]})
-    ax_img.imshow(image, cmap='gray'); ax_img.axis('off'); ax_img.set_title(first['filename'], fontsize=8, loc='left')
-    lines = [('reference', first['reference']), ('attention', first['prediction']), ('CTC', ctc_by_file[first['filename']]['prediction'])]
-    for i, (who, text) in enumerate(lines):
-        ax_txt.text(0, 1 - i * 0.34, f'{who:>9}  {chord_line(text)}', family='monospace', fontsize=8, va='top')
-    ax_txt.axis('off')
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=130, bbox_inches='tight')
-    plt.close(fig)
-    return path

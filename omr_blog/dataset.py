@@ -23,9 +23,9 @@ from .render import have_abcm2ps, render_abc_abcm2ps, render_pages, render_syste
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['PRESETS', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'BuildConfig', 'musicxml_excerpts', 'piece_records',
+__all__ = ['RECIPES', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'BuildConfig', 'musicxml_excerpts', 'piece_records',
            'select_pieces', 'dataset_path', 'build_dataset', 'info_dataset', 'dataset_fingerprint', 'load_pdmx_synth',
-           'resolve_dataset_dir', 'load_omr_dataset', 'build_report']
+           'resolve_dataset_dir', 'load_omr_dataset', 'build_report', 'dataset_record']
 
 # %% ../nbs/01c_dataset.ipynb #bf3d113a
 @dataclass
@@ -49,7 +49,7 @@ class BuildConfig:
     timeout: float = 120.0          # seconds per piece before its worker is killed
     corpus_root: str | None = None  # default: music21's shipped corpus
 
-PRESETS = {
+RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are configs/presets/*.yaml
     'cpu': BuildConfig(),
     'tiny': BuildConfig(name='omr-synth-tiny', train=400, val=60, test=60, shard_pieces=40),
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
@@ -170,8 +170,8 @@ def dataset_path(name_or_cfg: str | BuildConfig) -> Path:
 def build_dataset(cfg: BuildConfig | str = 'cpu', out: str | Path | None = None, progress: bool = True) -> Path:
     "Build (or finish building) the dataset described by `cfg`; returns its folder. Reruns reuse finished shards."
     if isinstance(cfg, str):
-        if cfg not in PRESETS: raise OmrBlogError(f'{cfg}: unknown dataset preset (choose from {", ".join(PRESETS)})')
-        cfg = PRESETS[cfg]
+        if cfg not in RECIPES: raise OmrBlogError(f'{cfg}: unknown data recipe (choose from {", ".join(RECIPES)})')
+        cfg = RECIPES[cfg]
     if cfg.domain_shift and cfg.granularity == 'systems' and not have_abcm2ps():
         raise OmrBlogError('abcm2ps is not installed; it renders the domain-shift split (run `make setup`, or pass --no-domain-shift)')
     out = Path(out) if out else dataset_path(cfg)
@@ -285,7 +285,7 @@ def load_omr_dataset(name_or_path: str | Path = 'omr-synth-cpu'):
     p = Path(name_or_path)
     for cand in (p/'hf', p, dataset_path(str(name_or_path))/'hf'):
         if (cand/'dataset_dict.json').exists(): return load_from_disk(str(cand))
-    raise OmrBlogError(f'{name_or_path}: no dataset there (build one with `omr-blog data --preset cpu`, or pass a folder '
+    raise OmrBlogError(f'{name_or_path}: no dataset there (build one with `omr-blog data --recipe cpu`, or pass a folder '
                        'holding a saved DatasetDict)')
 
 def build_report(name_or_path: str | Path = 'omr-synth-cpu') -> dict:
@@ -293,3 +293,7 @@ def build_report(name_or_path: str | Path = 'omr-synth-cpu') -> dict:
     for cand in (p/'report.json', dataset_path(str(name_or_path))/'report.json'):
         if cand.exists(): return json.loads(cand.read_text())
     raise OmrBlogError(f'{name_or_path}: no build report (build the dataset with `omr-blog data`)')
+
+def dataset_record(name: str, ds_dir: Path) -> dict:
+    "A run's dataset: its name, and the fingerprint and split sizes of the built dataset (when it has a report)."
+    return {'name': str(name), **({k: build_report(ds_dir)[k] for k in ('fingerprint', 'sizes')} if (ds_dir/'report.json').exists() else {})}

@@ -14,17 +14,19 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from tqdm.auto import tqdm
 
 from .backbones import BACKBONES
-from .core import OmrBlogError
-from .efficiency import prepare_finetune
-from .model import DecoderConfig, ModelConfig, MusicTrOCR
-from .train import TrainConfig, make_config
+from .config import TrainConfig, make_config, resolve_precision
+from .core import OmrBlogError, provenance, results_dir, write_json
+from .finetune import prepare_finetune, quantize_linear_4bit
+from .model import ModelConfig, MusicTrOCR, lm_loss
+from .results import results_table
 
 # %% auto #0
-__all__ = ['HALF', 'MEASURE_ENV', 'MODE_ORDER', 'BATCHES', 'saved_activation_bytes', 'MemoryEstimate', 'estimate_memory',
-           'measure_training_memory', 'parse_memory', 'has_linear_layers', 'estimate_by_batch', 'fit_rows',
-           'sweep_ranking', 'fit_advice']
+__all__ = ['HALF', 'MEASURE_ENV', 'MODE_ORDER', 'BATCHES', 'VALIDATION_PRESET', 'saved_activation_bytes', 'MemoryEstimate',
+           'estimate_memory', 'measure_training_memory', 'parse_memory', 'estimate_by_batch', 'fit_rows',
+           'sweep_ranking', 'fit_advice', 'memory_grid', 'runtime_overhead', 'memory_validation']
 
 # %% ../nbs/06a_memory.ipynb #1657b4d2
 def _storage_key(t: torch.Tensor):
@@ -84,11 +86,10 @@ def estimate_memory(cfg: TrainConfig, batch_size: int | None = None, width: int 
     "Peak bytes of one training step of `cfg` (AdamW), from a forward pass on the meta device: nothing is allocated."
     B = batch_size or cfg.batch_size
     W = width or cfg.max_width
-    dec = DecoderConfig(**{**cfg.decoder, 'vocab_size': vocab_size or cfg.vocab_size})
+    dec = replace(cfg.decoder, vocab_size=vocab_size or cfg.vocab_size)
     T = min(seq_len or dec.max_len, dec.max_len)
     prec = precision or cfg.precision
     if prec == 'auto':   # what training would pick on this machine (bf16 on GPUs and bf16-capable CPUs)
-        from omr_blog.train import resolve_precision
         prec = {torch.bfloat16: 'bf16', torch.float16: 'fp16'}.get(resolve_precision('auto', torch.device('cuda' if torch.cuda.is_available() else 'cpu')), 'fp32')
     with torch.device('meta'):
         model = MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec))
@@ -124,13 +125,10 @@ def _reset_peak_rss():
 
 def _measure_here(cfg: TrainConfig, batch_size: int, width: int, seq_len: int, steps: int = 2) -> dict:
     "Run `steps` AdamW steps of `cfg` on a synthetic batch in this process; peak memory over the baseline."
-    from omr_blog.efficiency import quantize_linear_4bit
-    from omr_blog.model import lm_loss
-    from omr_blog.train import resolve_precision
     torch.manual_seed(0)
     cuda = torch.cuda.is_available()
     device = torch.device('cuda' if cuda else 'cpu')
-    dec = DecoderConfig(**{**cfg.decoder, 'vocab_size': cfg.vocab_size})
+    dec = replace(cfg.decoder, vocab_size=cfg.vocab_size)
     with torch.device('meta'):   # imports every library the step uses (transformers' model code, peft) and allocates nothing
         prepare_finetune(MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec)), 'lora' if cfg.finetune == 'qlora' else cfg.finetune)
     if cfg.finetune == 'qlora': import bitsandbytes
@@ -163,9 +161,9 @@ def measure_training_memory(cfg: TrainConfig, batch_size: int | None = None, wid
                             steps: int = 2, timeout: float = 600) -> dict:
     "The measured peak (bytes over the baseline) of `steps` training steps of `cfg`, in a fresh process."
     B, W = batch_size or cfg.batch_size, width or cfg.max_width
-    T = min(seq_len or cfg.decoder.get('max_len', 2048), cfg.decoder.get('max_len', 2048))
+    T = min(seq_len or cfg.decoder.max_len, cfg.decoder.max_len)
     code = ('import json, sys, torch; torch.set_flush_denormal(True)\n'
-            'from omr_blog.memory import _measure_here; from omr_blog.train import TrainConfig\n'
+            'from omr_blog.memory import _measure_here; from omr_blog.config import TrainConfig\n'
             'a = json.loads(sys.argv[1]); print(json.dumps(_measure_here(TrainConfig(**a["cfg"]), a["B"], a["W"], a["T"], a["steps"])))')
     arg = json.dumps({'cfg': asdict(cfg), 'B': B, 'W': W, 'T': T, 'steps': steps})
     env = {**os.environ, **MEASURE_ENV}
@@ -183,9 +181,6 @@ def parse_memory(text: str) -> float:
     m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*(g|gb|gib|m|mb|mib)?\s*', str(text).lower())
     if not m or float(m.group(1)) <= 0: raise OmrBlogError(f'{text}: not a memory size (examples: 16GB, 24GiB, 512MB)')
     return float(m.group(1)) * (2**20 if (m.group(2) or 'g').startswith('m') else 2**30)
-
-def has_linear_layers(backbone: str) -> bool:
-    return BACKBONES[backbone].model_type not in ('resnet', 'efficientnet')
 
 def estimate_by_batch(cfg: TrainConfig, precision: str | None = None, **kw):
     "A function B -> MemoryEstimate from two meta passes (B = 1, 2): activations grow linearly with the batch."
@@ -217,7 +212,6 @@ def fit_rows(budget_bytes: float, preset: str = 'gpu-full', backbones=None, head
 
 def sweep_ranking(preset: str = 'cpu-tiny', key: str = 'val_loss') -> list[str]:
     "Backbones ordered by a measured metric of a sweep (lower is better); backbones without it are left out."
-    from omr_blog.results import results_table
     rows = [r for r in results_table(preset) if r.get(key) is not None]
     return [r['backbone'] for r in sorted(rows, key=lambda r: r[key])]
 
@@ -233,3 +227,42 @@ def fit_advice(budget: str | float, preset: str = 'gpu-full', backbones=None, ra
     order = [b for b in (ranking or []) if b in choice] + [b for b in choice if b not in (ranking or [])]
     best = next((choice[b] for b in order if choice[b]), None)
     return {'budget_gib': budget_bytes / 2**30, 'preset': preset, 'rows': rows, 'choice': choice, 'order': order, 'best': best}
+
+# %% ../nbs/06a_memory.ipynb #c1c67bfc
+VALIDATION_PRESET = 'cpu-tiny'
+
+def memory_grid() -> list[dict]:
+    "The points the estimator is checked at: every backbone, full and LoRA, two micro-batches, plus ResNet-50's batch ablation."
+    grid = [dict(backbone=b, finetune=m, batch_size=B) for b in BACKBONES for m in ('full', 'lora') for B in (4, 16)
+            if b != 'deit_small']   # DeiT-S is ViT-S's architecture: the same bytes
+    grid += [dict(backbone='resnet50', finetune='full', batch_size=B) for B in (8, 32)]
+    return grid
+
+def runtime_overhead(cfg, cache: dict) -> int:
+    "Bytes a minimal step of this model (batch 1, one stride-wide image, 4 tokens) adds beyond its estimate: the runtime's fixed cost."
+    key = (cfg.backbone, cfg.finetune)
+    if key not in cache:
+        with torch.device('meta'): W = MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, cfg.decoder)).backbone.multiple
+        meas = measure_training_memory(cfg, batch_size=1, width=W, seq_len=4, steps=3)
+        cache[key] = meas['peak_bytes'] - estimate_memory(cfg, batch_size=1, width=W, seq_len=4, precision=meas['precision']).total
+    return cache[key]
+
+def memory_validation(grid: list[dict] | None = None, width: int = 512, seq_len: int = 101, progress: bool = True) -> dict:
+    "Estimate vs measured peak for each grid point; written to results/memory/cpu-validation.json (resumable)."
+    path = results_dir('memory', 'cpu-validation.json')
+    done = {json.dumps(r['point'], sort_keys=True): r for r in (json.loads(path.read_text())['rows'] if path.exists() else [])}
+    rows, fixed = [], {}
+    for point in tqdm(grid or memory_grid(), desc='memory', disable=not progress):
+        key = json.dumps(point, sort_keys=True)
+        if key in done: rows.append(done[key]); continue
+        cfg = make_config(VALIDATION_PRESET, point['backbone'], finetune=point['finetune'], batch_size=point['batch_size'])
+        meas = measure_training_memory(cfg, width=width, seq_len=seq_len, steps=3)
+        est = estimate_memory(cfg, width=width, seq_len=seq_len, precision=meas['precision'])
+        runtime = runtime_overhead(cfg, fixed)
+        rows.append({'point': point, 'estimate': {**{k: v for k, v in est.__dict__.items()}, 'total': est.total},
+                     'measured_bytes': meas['peak_bytes'], 'step_s': meas['step_s'], 'ratio': est.total / meas['peak_bytes'],
+                     'runtime_bytes': runtime, 'ratio_with_runtime': (est.total + runtime) / meas['peak_bytes']})
+        write_json(path, {'width': width, 'seq_len': seq_len, 'preset': VALIDATION_PRESET, 'rows': rows, 'provenance': provenance()})
+    rec = {'width': width, 'seq_len': seq_len, 'preset': VALIDATION_PRESET, 'rows': rows, 'provenance': provenance()}
+    write_json(path, rec)
+    return rec

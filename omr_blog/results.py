@@ -8,52 +8,41 @@ Docs: https://omr-blog.github.io/omr_blog/results.html.md"""
 
 # %% ../nbs/04_results.ipynb #d7f2435f
 from __future__ import annotations
-import json, math
+import json
 from collections import Counter
-from pathlib import Path
 
 from .backbones import BACKBONES, get_spec
-from .core import project_root
+from .core import read_jsonl, results_dir
 from .metrics import abc_symbols
+from .train import flat_record
 
 # %% auto #0
-__all__ = ['results_dir', 'load_runs', 'results_table', 'load_jsonl', 'distinct_share', 'load_curve', 'load_predictions',
-           'failure_groups', 'group_error']
+__all__ = ['load_runs', 'results_table', 'distinct_share', 'load_curve', 'load_predictions', 'failure_groups', 'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
-def results_dir(preset: str) -> Path: return project_root()/'results'/preset
-
 def load_runs(preset: str) -> dict[str, dict]:
     "Every backbone's committed result record ({} where there is none)."
     d = results_dir(preset)
     return {n: json.loads((d/f'{n}.json').read_text()) if (d/f'{n}.json').exists() else {} for n in BACKBONES}
 
 def results_table(preset: str) -> list[dict]:
-    "One row per backbone: status, speed, memory, size and the test / domain-shift metrics (None = missing)."
+    "One `flat_record` row per backbone, with its name, family and size in millions (a backbone never run is 'missing')."
     rows = []
     for name, r in load_runs(preset).items():
-        m = r.get('metrics') or {}
-        t, s = m.get('test') or {}, m.get('test_abcm2ps') or {}
-        rows.append({'backbone': name, 'title': get_spec(name).title, 'family': get_spec(name).family,
-                     'status': r.get('status', 'missing'), 'steps': r.get('steps'), 'val_loss': r.get('val_loss'),
-                     'test_ser': t.get('ser'), 'test_music_ser': t.get('music_ser'), 'test_cer': t.get('cer'),
-                     'test_validity': t.get('abc_validity'), 'test_omr_ned': t.get('omr_ned'), 'test_runaway': t.get('runaway'),
-                     'shift_music_ser': s.get('music_ser'), 'shift_validity': s.get('abc_validity'),
-                     'samples_per_s': r.get('samples_per_s'), 'peak_memory_mb': r.get('peak_memory_mb'),
-                     'params_m': (r.get('params') or {}).get('total', math.nan) / 1e6 if r.get('params') else None,
-                     'encoder_params_m': (r.get('params') or {}).get('encoder', math.nan) / 1e6 if r.get('params') else None})
+        row = {**flat_record(r), 'backbone': name, 'title': get_spec(name).title, 'family': get_spec(name).family}
+        row['status'] = r.get('status', 'missing')
+        row.update(params_m=row['total_params'] / 1e6 if row['total_params'] else None,
+                   encoder_params_m=row['encoder_params'] / 1e6 if row['encoder_params'] else None)
+        rows.append(row)
     return rows
-
-def load_jsonl(path: Path) -> list[dict]:
-    return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()] if Path(path).exists() else []
 
 def distinct_share(preds: list[dict]) -> float | None:
     "Distinct predictions / predictions: near 0 means the model writes the same text whatever the image."
     return len({p['prediction'] for p in preds}) / len(preds) if preds else None
 
-def load_curve(preset: str, backbone: str) -> list[dict]: return load_jsonl(results_dir(preset)/'logs'/f'{backbone}.jsonl')
+def load_curve(preset: str, backbone: str) -> list[dict]: return read_jsonl(results_dir(preset)/'logs'/f'{backbone}.jsonl')
 def load_predictions(preset: str, backbone: str) -> list[dict]:
-    return load_jsonl(results_dir(preset)/'predictions'/f'{backbone}-test.jsonl')
+    return read_jsonl(results_dir(preset)/'predictions'/f'{backbone}-test.jsonl')
 
 # %% ../nbs/04_results.ipynb #cf16997f
 def failure_groups(preds: list[dict], rare_share: float = 0.02) -> dict[str, list[int]]:

@@ -22,8 +22,9 @@ def tokenizer(tiny_dir):
 @pytest.fixture(scope='session')
 def tiny_checkpoint(tiny_dir, tmp_path_factory):
     "A checkpoint of a 2-step run on the tiny dataset: a real checkpoint folder, not a good model."
-    from omr_blog.train import make_config, train
+    from omr_blog.config import make_config
+    from omr_blog.train import train
     out = tmp_path_factory.mktemp('run')
     train(make_config('cpu-tiny', 'resnet50', dataset=str(tiny_dir), max_steps=2, batch_size=2, effective_batch=2, eval_samples=2,
-                      omr_ned_samples=0, wandb=False, out_dir=str(out), decoder={'max_len': 32}), progress=False)
+                      omr_ned_samples=0, wandb=False, out_dir=str(out), decoder={'max_len': 32}, precision='fp32'), progress=False)
     return out/'checkpoint'

@@ -3,7 +3,7 @@ from dataclasses import replace
 from pathlib import Path
 import pytest
 from omr_blog.core import OmrBlogError
-from omr_blog.dataset import (PRESETS, BuildConfig, build_dataset, build_report, dataset_fingerprint, load_omr_dataset,
+from omr_blog.dataset import (RECIPES, BuildConfig, build_dataset, build_report, dataset_fingerprint, load_omr_dataset,
                               load_pdmx_synth)
 
 COLUMNS = ['image', 'transcription', 'filename', 'musicxml']
@@ -28,7 +28,7 @@ def test_report_fingerprint_matches_contents(tiny_dir, tiny):
     assert rep['sizes'] == {k: len(v) for k, v in tiny.items()}
     assert rep['provenance']['git']['commit'] is None or len(rep['provenance']['git']['commit']) == 40
 
-SMALL = replace(PRESETS['tiny'], name='resume-test', train=60, val=8, test=8, shard_pieces=8)
+SMALL = replace(RECIPES['tiny'], name='resume-test', train=60, val=8, test=8, shard_pieces=8)
 
 def _fingerprint(out):
     return json.loads((Path(out)/'report.json').read_text())['fingerprint']
@@ -36,8 +36,8 @@ def _fingerprint(out):
 def test_killed_build_resumes_to_the_same_dataset(tmp_path):
     a = build_dataset(SMALL, out=tmp_path/'a', progress=False)
     # start the same build in another process, SIGKILL it once it has finished a couple of shards, then resume
-    code = (f'from omr_blog.dataset import build_dataset, PRESETS; from dataclasses import replace; '
-            f'build_dataset(replace(PRESETS["tiny"], name="resume-test", train=60, val=8, test=8, shard_pieces=8), out={str(tmp_path/"b")!r}, progress=False)')
+    code = (f'from omr_blog.dataset import build_dataset, RECIPES; from dataclasses import replace; '
+            f'build_dataset(replace(RECIPES["tiny"], name="resume-test", train=60, val=8, test=8, shard_pieces=8), out={str(tmp_path/"b")!r}, progress=False)')
     p = subprocess.Popen([sys.executable, '-c', code], start_new_session=True)
     shards = tmp_path/'b'/'shards'
     deadline = time.time() + 120
@@ -70,9 +70,9 @@ def test_missing_dataset_and_offline_hub_fail_fast_and_clearly(tmp_path):
 
 def test_new_build_fields_at_defaults_keep_older_builds_valid_and_the_chord_preset_selects_its_collections():
     from omr_blog.dataset import _comparable, select_pieces
-    plain = _comparable(PRESETS['cpu'])
+    plain = _comparable(RECIPES['cpu'])
     assert not {'min_staves', 'collections', 'chord_parts'} & set(plain)   # as builds before these fields recorded it
-    chords = _comparable(PRESETS['chords'])
+    chords = _comparable(RECIPES['chords'])
     assert chords['chord_parts'] == 2 and chords['collections'] == ['bach/', 'palestrina/']
-    refs = [r for split in select_pieces(PRESETS['chords']).values() for r in split]
+    refs = [r for split in select_pieces(RECIPES['chords']).values() for r in split]
     assert refs and all(r.piece_id.startswith(('bach/', 'palestrina/')) and 4 <= r.staves_hint <= 6 for r in refs)

@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
 from omr_blog.core import OmrBlogError
-from omr_blog.train import load_checkpoint, make_config, train
+from omr_blog.checkpoints import load_checkpoint
+from omr_blog.config import make_config
+from omr_blog.train import train
 from omr_blog.evaluation import evaluate_split
 from omr_blog.batching import ImageSpec
 from omr_blog.dataset import load_omr_dataset
@@ -42,7 +44,7 @@ def test_mode_trains_only_its_part_and_its_checkpoint_reloads(tiny_dir, tmp_path
     assert again['loss'] == pytest.approx(r['metrics']['test']['loss'], rel=1e-3)
 
 def test_frozen_backbone_weights_do_not_move(tiny_dir, tmp_path, source):
-    from omr_blog.train import build_model
+    from omr_blog.checkpoints import build_model
     from omr_blog.tokenizer import AbcTokenizer
     r = train(_cfg(tiny_dir, tmp_path, init_from=str(source['resnet50']), backbone='resnet50', finetune='frozen'), progress=False)
     model, _, _ = load_checkpoint(tmp_path/'checkpoint')

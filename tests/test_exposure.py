@@ -7,7 +7,9 @@ import pytest, torch
 from omr_blog.grpo import GRPOConfig, grpo_finetune, group_advantages, music_reward, policy_log_probs, sample_group, sequence_log_probs
 from omr_blog.model import DecoderConfig, ModelConfig, MusicTrOCR, lm_loss
 from omr_blog.scheduled_sampling import gumbel_mixer
-from omr_blog.train import load_checkpoint, make_config, train
+from omr_blog.checkpoints import load_checkpoint
+from omr_blog.config import make_config
+from omr_blog.train import train
 
 
 def _model(backbone='resnet50'):
@@ -43,7 +45,7 @@ def test_mixed_inputs_are_model_predictions_and_never_bos_or_padding():
 
 def test_scheduled_sampling_run_resumes_to_the_same_losses(tiny_dir, tmp_path):
     kw = dict(dataset=str(tiny_dir), max_steps=8, batch_size=4, effective_batch=4, ckpt_every=3, log_every=1, eval_samples=2,
-              eval_batch_size=2, omr_ned_samples=0, wandb=False, scheduled_sampling=0.5, ss_start=0.0,
+              eval_batch_size=2, omr_ned_samples=0, wandb=False, scheduled_sampling=0.5, ss_start=0.0, precision='fp32',
               decoder={'d_model': 64, 'n_layers': 1, 'n_heads': 4, 'd_ff': 128, 'max_len': 48})
     a = train(make_config('cpu-tiny', 'resnet50', out_dir=str(tmp_path/'a'), **kw), progress=False)
     train(make_config('cpu-tiny', 'resnet50', out_dir=str(tmp_path/'b'), **kw), progress=False, stop_after=5)

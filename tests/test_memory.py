@@ -5,7 +5,7 @@ import pytest, torch
 from omr_blog.core import OmrBlogError
 from omr_blog.memory import estimate_by_batch, estimate_memory, fit_advice, parse_memory, saved_activation_bytes
 from omr_blog.model import DecoderConfig, ModelConfig, MusicTrOCR
-from omr_blog.train import make_config
+from omr_blog.config import make_config
 
 BIN = Path(sys.executable).parent/'omr-blog'
 
@@ -57,7 +57,7 @@ def test_fit_cli_prints_advice_and_one_line_errors():
     assert r.returncode == 2 and 'nothing fits' in r.stderr
 
 def test_efficiency_study_says_which_command_makes_a_missing_source(monkeypatch, tmp_path):
-    from omr_blog.efficiency_runs import run_training_study
+    from omr_blog.studies import run_training_study
     monkeypatch.setenv('OMR_BLOG_RUNS', str(tmp_path))
-    monkeypatch.setattr('omr_blog.efficiency_runs.FINETUNE_BACKBONES', ('vit_small',))
+    monkeypatch.setattr('omr_blog.studies.FINETUNE_BACKBONES', ('vit_small',))
     with pytest.raises(OmrBlogError, match='omr-blog sweep'): run_training_study('finetune', progress=False)

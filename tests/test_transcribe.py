@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from omr_blog.core import OmrBlogError
-from omr_blog.train import load_checkpoint
+from omr_blog.checkpoints import load_checkpoint
 from omr_blog.transcribe import default_checkpoint, find_systems, join_systems, transcribe
 
 BIN = Path(sys.executable).parent/'omr-blog'

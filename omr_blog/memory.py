@@ -228,7 +228,7 @@ def fit_advice(budget: str | float, preset: str = 'gpu-full', backbones=None, ra
     best = next((choice[b] for b in order if choice[b]), None)
     return {'budget_gib': budget_bytes / 2**30, 'preset': preset, 'rows': rows, 'choice': choice, 'order': order, 'best': best}
 
-# %% ../nbs/06a_memory.ipynb #c1c67bfc
+# %% ../nbs/06a_memory.ipynb #8c6a435d
 VALIDATION_PRESET = 'cpu-tiny'
 
 def memory_grid() -> list[dict]:

@@ -10,11 +10,12 @@ RECIPE ?= cpu
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: blog test setup apt data tiny-data check-generated pytest nbtest benchmarks default-checkpoint efficiency exposure ctc screenshots help
+.PHONY: blog test test-fast lint setup apt data tiny-data check-generated pytest pytest-fast nbtest benchmarks default-checkpoint efficiency exposure ctc screenshots help
 
 help:
 	@echo "make blog   - build the dataset and the post (main job)"
 	@echo "make test   - every check (what CI runs)"
+	@echo "make test-fast - unit tests, lint and the lesson cells that do not train (about 2 minutes)"
 	@echo "make setup  - only install (Debian packages + .venv)"
 
 setup: apt $(VENV_STAMP)
@@ -98,9 +99,19 @@ tiny-data: setup
 
 # Section notebooks and the landing page run in tests/test_site.py (papermill, then the browser test of the site).
 nbtest: tiny-data
-	HF_HUB_OFFLINE=1 .venv/bin/nbdev-test --n-workers 1 --timing --skip-file-re '^(0[1-7]_|04b_beyond|index)'  # pages with parameters run in tests/test_site.py
+	HF_HUB_OFFLINE=1 .venv/bin/nbdev-test --n-workers 1 --timing --skip-file-re '^(0[1-7]_|04b_beyond|index)'
 
-test: check-generated pytest nbtest
+# Unused imports and undefined names, in the package, the tests and every notebook cell.
+lint: setup
+	.venv/bin/ruff check --select F401,F821 omr_blog tests benchmarks nbs
+
+pytest-fast: tiny-data
+	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -m "not slow" tests
+
+test: lint check-generated pytest nbtest
+
+# The quick subset while editing: no training, no papermill, no browser.
+test-fast: lint check-generated pytest-fast nbtest
 
 benchmarks: setup
 	.venv/bin/python benchmarks/render_throughput.py

@@ -8,7 +8,6 @@ Docs: https://omr-blog.github.io/omr_blog/how_omr_models_work.html.md"""
 # %% ../nbs/02_how_omr_models_work.ipynb #44032d7f
 from __future__ import annotations
 import torch
-import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['cross_attention_maps']

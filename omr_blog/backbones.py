@@ -7,8 +7,8 @@ Docs: https://omr-blog.github.io/omr_blog/backbones.html.md"""
 
 # %% ../nbs/02a_backbones.ipynb #266d0bac
 from __future__ import annotations
-import math, time
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -99,7 +99,7 @@ def load_hf_backbone(name: str, size: str = 'full', pretrained: bool | str = Fal
         raise OmrBlogError(f'{name}: pretrained weights exist only for the full architecture (size=full); tiny variants train from scratch')
     if not Path(source).is_dir() and not _hub_reachable():
         raise OmrBlogError(f'{source}: cannot download pretrained weights (offline, or HF_HUB_OFFLINE=1). '
-                           f'Use pretrained=False (CLI: --no-pretrained) to train from random initialisation, '
+                           f'Use pretrained=False (CLI: --set pretrained=false) to train from random initialisation, '
                            f'or pass a local folder written by save_pretrained.')
     try: return AutoModel.from_pretrained(source)
     except Exception as e:

@@ -39,6 +39,10 @@ def _studies():
     from omr_blog.studies import STUDIES
     return [*STUDIES, 'memory']   # the memory validation is Section 6's (06a_memory), run by the same command
 
+def _precisions():
+    from omr_blog.config import PRECISIONS
+    return PRECISIONS
+
 def _exposure_runs():
     from omr_blog.exposure_runs import EXPOSURE_RUNS
     return EXPOSURE_RUNS
@@ -272,7 +276,7 @@ def add_efficiency(sub):
     f.add_argument('--vram', required=True, help='memory budget, e.g. 16GB, 24GiB, 8000MB')
     f.add_argument('--backbone', nargs='*', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default: all seven')
     f.add_argument('--preset', default='gpu-full', help='the configuration to size (default gpu-full: full backbones, 6x512 decoder, pages)')
-    f.add_argument('--precision', default='bf16', choices=['bf16', 'fp16', 'fp32'], help='autocast precision (default bf16)')
+    f.add_argument('--precision', default='bf16', choices=Choices(_precisions), metavar='PRECISION', help='bf16 (default), fp16, fp32, or auto (what training would pick on this machine)')
     _add_set(f, 'height=512 decoder.max_len=1024')
     f.add_argument('--json', action='store_true', help='print the advice as JSON')
     f.set_defaults(func=_cmd_fit)
@@ -321,7 +325,7 @@ def _cmd_render(a):
         print('every page opened in chromium without errors' + (f'; screenshots in {a.screenshots}' if a.screenshots else ''))
 
 # %% ../nbs/99_cli.ipynb #6e50b276
-COMMANDS = (add_data, add_train, add_eval, add_lessons, add_efficiency, add_render)
+COMMANDS = (add_data, add_train, add_eval, add_transcribe, add_lessons, add_efficiency, add_render)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')

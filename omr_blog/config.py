@@ -18,8 +18,8 @@ from .core import OmrBlogError, project_root
 from .model import DecoderConfig
 
 # %% auto #0
-__all__ = ['dataclass_from', 'TrainConfig', 'presets_dir', 'preset_names', 'load_preset', 'make_config', 'same_config', 'lr_at',
-           'cpu_has_fast_bf16', 'resolve_precision']
+__all__ = ['PRECISIONS', 'dataclass_from', 'TrainConfig', 'presets_dir', 'preset_names', 'load_preset', 'make_config',
+           'same_config', 'lr_at', 'cpu_has_fast_bf16', 'resolve_precision']
 
 # %% ../nbs/03a_config.ipynb #7c1b0d9e
 def dataclass_from(cls, d: dict, what: str):
@@ -129,11 +129,13 @@ def cpu_has_fast_bf16() -> bool:
     except OSError: return False
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
+PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     "The autocast dtype: bf16 where supported, fp16 on older GPUs, None for fp32."
     if precision == 'fp32': return None
     if precision == 'auto':
         if device.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if cpu_has_fast_bf16() else None
-    if precision not in ('bf16', 'fp16'): raise OmrBlogError(f'{precision}: precision must be auto, bf16, fp16 or fp32')
+    if precision not in PRECISIONS: raise OmrBlogError(f'{precision}: precision must be one of {", ".join(PRECISIONS)}')
     return {'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]

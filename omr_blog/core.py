@@ -6,14 +6,14 @@ Docs: https://omr-blog.github.io/omr_blog/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #0e45e69a
 from __future__ import annotations
-import hashlib, json, os, platform, subprocess, sys, tempfile, time
+import hashlib, json, math, os, platform, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEFAULT_CHECKPOINT', 'flush_denormals', 'OmrBlogError', 'project_root', 'data_dir', 'runs_dir', 'results_dir',
-           'atomic_path', 'write_json', 'write_jsonl', 'read_jsonl', 'sha256_of', 'git_state', 'hardware',
-           'library_versions', 'provenance']
+           'atomic_path', 'write_json', 'write_jsonl', 'read_jsonl', 'read_json', 'sha256_of', 'fmt', 'say',
+           'git_state', 'hardware', 'library_versions', 'provenance']
 
 # %% ../nbs/00_core.ipynb #82842153
 def flush_denormals():
@@ -77,6 +77,11 @@ def read_jsonl(path: str | Path) -> list[dict]:
     p = Path(path)
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
+def read_json(path: str | Path) -> dict | None:
+    "A JSON record, or None when it does not exist (a missing result stays missing)."
+    p = Path(path)
+    return json.loads(p.read_text()) if p.exists() else None
+
 # %% ../nbs/00_core.ipynb #4f3dc7fa
 def sha256_of(*parts) -> str:
     "Hex sha256 of the given strings/bytes, in order (length-prefixed, so ('ab','c') != ('a','bc'))."
@@ -85,6 +90,16 @@ def sha256_of(*parts) -> str:
         b = p if isinstance(p, bytes) else str(p).encode()
         h.update(len(b).to_bytes(8, 'little')); h.update(b)
     return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #87286c22
+def fmt(x, spec: str = '.3f') -> str:
+    "A number for the post's prose: formatted with `spec`, or 'missing' when no run produced it (None or NaN)."
+    return 'missing' if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+def say(text: str):
+    "Show a sentence of Markdown whose numbers were computed from the records."
+    from IPython.display import Markdown, display
+    display(Markdown(text))
 
 # %% ../nbs/00_core.ipynb #75e3486f
 def git_state(root: Path | None = None) -> dict:

@@ -6,7 +6,7 @@ Docs: https://omr-blog.github.io/omr_blog/corpus.html.md"""
 
 # %% ../nbs/01a_corpus.ipynb #cc506204
 from __future__ import annotations
-import contextlib, io, os, re, types, zipfile
+import contextlib, io, re, types, zipfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from fractions import Fraction

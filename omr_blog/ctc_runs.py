@@ -25,8 +25,9 @@ from .train import (BatchStream, RunLog, adamw, is_done, load_training_data, mix
                             run_record, seed_everything, set_lr, to_device, train)
 
 # %% auto #0
-__all__ = ['CTC_PRESET', 'CTC_BACKBONE', 'CHORD_DATASET', 'CHORD_PROBE_BUDGET', 'split_music_ser', 'ctc_predict', 'train_ctc',
-           'run_ctc', 'chord_probe_name', 'chord_probe_runs', 'chord_line', 'chord_probe_figure']
+__all__ = ['HEADS', 'CTC_PRESET', 'CTC_BACKBONE', 'CHORD_DATASET', 'CHORD_PROBE_BUDGET', 'split_music_ser', 'compare_heads',
+           'heads_table', 'ctc_predict', 'train_ctc', 'run_ctc', 'chord_probe_name', 'chord_probe_runs', 'chord_line',
+           'chord_probe_figure']
 
 # %% ../nbs/03k_ctc_runs.ipynb #393bae7f
 def split_music_ser(preds: list[str], refs: list[str]) -> dict:
@@ -38,6 +39,22 @@ def split_music_ser(preds: list[str], refs: list[str]) -> dict:
     chord = [x for x in pairs if has_chord(x[1])]
     plain = [x for x in pairs if not has_chord(x[1])]
     return {'all': ser(pairs), 'chords': ser(chord), 'no_chords': ser(plain), 'n_chords': len(chord), 'n_no_chords': len(plain)}
+
+HEADS = (('attention decoder', 'attention'), ('CTC', 'ctc'))   # (how the post names a head, its record's suffix)
+
+def compare_heads(attention_preds: list[dict], ctc_preds: list[dict]) -> tuple[list, dict]:
+    "Pair the two heads' predictions on the same strips (by file name, in the attention run's order); music SER of each, with and without chords."
+    by_file = {r['filename']: r for r in ctc_preds}
+    pairs = [(a, by_file[a['filename']]) for a in attention_preds if a['filename'] in by_file]
+    split = {name: split_music_ser([p[i]['prediction'] for p in pairs], [p[i]['reference'] for p in pairs])
+             for i, (name, _) in enumerate(HEADS)}
+    return pairs, split
+
+def heads_table(split: dict, records: dict, n_strips: int) -> list[dict]:
+    "One row per head: its steps and training time (`records` by post name) beside its music SER split by chords."
+    return [{'head': k, 'steps': records[k]['steps'], 'train s': records[k]['train_seconds'], 'test strips': n_strips,
+             'music SER': v['all'], 'with chords': v['chords'], 'without chords': v['no_chords'], 'strips with chords': v['n_chords']}
+            for k, v in split.items()]
 
 # %% ../nbs/03k_ctc_runs.ipynb #13d90bb3
 @torch.no_grad()

@@ -8,8 +8,6 @@ Docs: https://omr-blog.github.io/omr_blog/what_makes_music_hard.html.md"""
 # %% ../nbs/01_what_makes_music_hard.ipynb #98527c7e
 from __future__ import annotations
 import re
-from collections import Counter
-from pathlib import Path
 
 import numpy as np
 

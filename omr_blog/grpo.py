@@ -27,7 +27,7 @@ from .train import BatchStream, RunLog, adamw, is_done, mixed_precision, run_rec
 
 # %% auto #0
 __all__ = ['policy_log_probs', 'sample_group', 'sequence_log_probs', 'repeated_share', 'music_reward', 'group_advantages',
-           'grpo_loss', 'GRPOConfig', 'make_grpo_config', 'grpo_finetune']
+           'grpo_loss', 'GRPOConfig', 'make_grpo_config', 'grpo_round', 'grpo_finetune']
 
 # %% ../nbs/03i_grpo.ipynb #051aa971
 def policy_log_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0) -> torch.Tensor:
@@ -139,6 +139,46 @@ def make_grpo_config(**fields) -> GRPOConfig:
     return dataclass_from(GRPOConfig, fields, 'GRPO config')
 
 # %% ../nbs/03i_grpo.ipynb #16f50def
+def grpo_round(model, ref, opt, b: dict, tok, cfg: GRPOConfig, limit: int, ctx) -> dict:
+    "One round: sample a group per image, score it, `updates_per_batch` clipped updates; returns the round's log record."
+    G = cfg.group
+    refs = [tok.decode_ids(r) for r in b['ids'].tolist()]
+    t_sample = time.perf_counter()
+    with torch.no_grad(), ctx():
+        mem, mmask = model.encode(b['images'], b['pixel_mask'])
+        s = sample_group(model, mem, mmask, G, limit, cfg.temperature, cfg.top_k)
+    texts = [tok.decode_ids(x) for x in s['ids'].tolist()]
+    t_reward = time.perf_counter()
+    parts = [music_reward(texts[i], refs[i // G], bool(s['finished'][i]), cfg.valid_bonus, cfg.repetition_weight,
+                          cfg.truncation_penalty) for i in range(len(texts))]
+    rewards = torch.tensor([p['reward'] for p in parts], device=mem.device)
+    adv = group_advantages(rewards, G)
+    mem_g, mmask_g = mem.repeat_interleave(G, 0), mmask.repeat_interleave(G, 0)
+    ref_plain = None
+    if ref is not None:
+        with torch.no_grad(), ctx():
+            rmem, rmask = ref.encode(b['images'], b['pixel_mask'])
+            _, ref_plain = sequence_log_probs(ref, rmem.repeat_interleave(G, 0), rmask.repeat_interleave(G, 0), s['ids'])
+    t_update = time.perf_counter()
+    params = [p for p in model.parameters() if p.requires_grad]
+    stats = []
+    for _ in range(cfg.updates_per_batch):
+        if not cfg.freeze_encoder:
+            with ctx(): mem_g, mmask_g = (x.repeat_interleave(G, 0) for x in model.encode(b['images'], b['pixel_mask']))
+        with ctx(): new, new_plain = sequence_log_probs(model, mem_g, mmask_g, s['ids'], cfg.temperature, cfg.top_k)
+        loss, st = grpo_loss(new, s['logp'], adv, s['mask'], cfg.clip, cfg.kl_coef, new_plain, ref_plain)
+        if not torch.isfinite(loss): raise OmrBlogError(f'GRPO loss is {loss.item()}')
+        opt.zero_grad(set_to_none=True); loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip); opt.step()
+        stats.append(st)
+    r = rewards.view(-1, G)
+    return {'reward': float(rewards.mean()), 'reward_group_std': float(r.std(1, unbiased=False).mean()),
+            'sample_music_ser': float(np.mean([p['music_ser'] for p in parts])),
+            'valid': float(np.mean([p['valid'] for p in parts])), 'finished': float(s['finished'].float().mean()),
+            'tokens': int(s['mask'].sum()), 'first_ratio': stats[0]['ratio_mean'],
+            'clip_frac': stats[-1]['clip_frac'], 'kl': stats[-1]['kl'],
+            'sample_s': t_reward - t_sample, 'reward_s': t_update - t_reward, 'update_s': time.perf_counter() - t_update}
+
 def grpo_finetune(cfg: GRPOConfig, progress: bool = True) -> dict:
     "Fine-tune `cfg.init_from` with GRPO; writes checkpoint/, log.jsonl, eval/ and result.json under the run folder; skips a finished run."
     out = Path(cfg.out_dir) if cfg.out_dir else runs_dir()/'grpo'/Path(cfg.init_from).name
@@ -152,8 +192,7 @@ def grpo_finetune(cfg: GRPOConfig, progress: bool = True) -> dict:
     ref = freeze(copy.deepcopy(model)) if cfg.kl_coef else None
     was_trainable = {n: p.requires_grad for n, p in model.named_parameters()}
     if cfg.freeze_encoder: freeze(model.backbone); freeze(model.proj)
-    params = [p for p in model.parameters() if p.requires_grad]
-    n_trainable = sum(p.numel() for p in params)
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     opt = adamw(model, cfg.lr, weight_decay=0.0)
     ds_dir = resolve_dataset_dir(tcfg.dataset)
     data = load_omr_dataset(tcfg.dataset if tcfg.dataset == 'pdmx-synth' else ds_dir)
@@ -165,49 +204,14 @@ def grpo_finetune(cfg: GRPOConfig, progress: bool = True) -> dict:
     amp = resolve_precision(tcfg.precision, device)
     ctx = lambda: mixed_precision(device, amp)
     out.mkdir(parents=True, exist_ok=True)
-    G, step, stopped_by_budget = cfg.group, 0, False
+    step, stopped_by_budget = 0, False
     t0 = time.perf_counter()
     log = RunLog(out/'log.jsonl')
     try:
         for step in tqdm(range(1, cfg.steps + 1), desc='grpo', unit='round', disable=not progress, dynamic_ncols=True):
-            b = to_device(next(batches), device)
-            refs = [tok.decode_ids(r) for r in b['ids'].tolist()]
-            t_sample = time.perf_counter()
-            with torch.no_grad(), ctx():
-                mem, mmask = model.encode(b['images'], b['pixel_mask'])
-                s = sample_group(model, mem, mmask, G, limit, cfg.temperature, cfg.top_k)
-            texts = [tok.decode_ids(x) for x in s['ids'].tolist()]
-            t_reward = time.perf_counter()
-            parts = [music_reward(texts[i], refs[i // G], bool(s['finished'][i]), cfg.valid_bonus, cfg.repetition_weight,
-                                  cfg.truncation_penalty) for i in range(len(texts))]
-            rewards = torch.tensor([p['reward'] for p in parts], device=device)
-            adv = group_advantages(rewards, G)
-            mem_g, mmask_g = mem.repeat_interleave(G, 0), mmask.repeat_interleave(G, 0)
-            ref_plain = None
-            if ref is not None:
-                with torch.no_grad(), ctx():
-                    rmem, rmask = ref.encode(b['images'], b['pixel_mask'])
-                    _, ref_plain = sequence_log_probs(ref, rmem.repeat_interleave(G, 0), rmask.repeat_interleave(G, 0), s['ids'])
-            t_update = time.perf_counter()
-            stats = []
-            for _ in range(cfg.updates_per_batch):
-                if not cfg.freeze_encoder:
-                    with ctx(): mem_g, mmask_g = (x.repeat_interleave(G, 0) for x in model.encode(b['images'], b['pixel_mask']))
-                with ctx(): new, new_plain = sequence_log_probs(model, mem_g, mmask_g, s['ids'], cfg.temperature, cfg.top_k)
-                loss, st = grpo_loss(new, s['logp'], adv, s['mask'], cfg.clip, cfg.kl_coef, new_plain, ref_plain)
-                if not torch.isfinite(loss): raise OmrBlogError(f'GRPO loss is {loss.item()} at round {step}')
-                opt.zero_grad(set_to_none=True); loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip); opt.step()
-                stats.append(st)
+            rec = grpo_round(model, ref, opt, to_device(next(batches), device), tok, cfg, limit, ctx)
             now = time.perf_counter() - t0
-            r = rewards.view(-1, G)
-            log({'step': step, 'reward': float(rewards.mean()), 'reward_group_std': float(r.std(1, unbiased=False).mean()),
-                                  'sample_music_ser': float(np.mean([p['music_ser'] for p in parts])),
-                                  'valid': float(np.mean([p['valid'] for p in parts])), 'finished': float(s['finished'].float().mean()),
-                                  'tokens': int(s['mask'].sum()), 'first_ratio': stats[0]['ratio_mean'],
-                                  'clip_frac': stats[-1]['clip_frac'], 'kl': stats[-1]['kl'],
-                                  'sample_s': t_reward - t_sample, 'reward_s': t_update - t_reward,
-                                  'update_s': time.perf_counter() - t_update, 'elapsed_s': now})
+            log({'step': step, **rec, 'elapsed_s': now})
             if cfg.time_budget_s and now > cfg.time_budget_s: stopped_by_budget = True; break
     finally: log.close()
     elapsed = time.perf_counter() - t0

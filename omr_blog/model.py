@@ -8,7 +8,7 @@ Docs: https://omr-blog.github.io/omr_blog/model.html.md"""
 # %% ../nbs/02b_model.ipynb #1fe7f171
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn

@@ -32,7 +32,6 @@ def model_size_mb(model: nn.Module) -> float:
 def decode_latency_ms(model: nn.Module, images: torch.Tensor, pixel_mask: torch.Tensor, max_new_tokens: int,
                       repeats: int = 3) -> float:
     "Median wall time of greedy decoding of the batch, in ms per image (fixed number of new tokens)."
-    from omr_blog.decoding import greedy_decode
     times = []
     with torch.inference_mode():
         for _ in range(repeats):

@@ -7,9 +7,9 @@ Docs: https://omr-blog.github.io/omr_blog/render.html.md"""
 
 # %% ../nbs/01b_render.ipynb #52e0a50e
 from __future__ import annotations
-import io, os, random, shutil, subprocess, tempfile
+import io, random, shutil, subprocess, tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

@@ -25,7 +25,7 @@ from .train import flat_record
 
 # %% auto #0
 __all__ = ['STUDY_PRESET', 'STUDY_OVERRIDES', 'FINETUNE_BACKBONES', 'TRAINING_STUDIES', 'STUDIES', 'pretrained_source',
-           'study_runs', 'run_training_study', 'int8_study', 'load_study', 'study_table', 'load_json', 'run_studies']
+           'study_runs', 'run_training_study', 'int8_study', 'load_study', 'study_table', 'run_studies']
 
 # %% ../nbs/05b_studies.ipynb #4f8b2407
 STUDY_PRESET = 'cpu-tiny'
@@ -113,9 +113,6 @@ def study_table(study: str) -> list[dict]:
                      'lora_rank': c.get('lora_rank') if c.get('finetune') in ('lora', 'qlora') else None,
                      'height': c.get('height'), 'teacher': bool(c.get('distill_from'))})
     return rows
-
-def load_json(path: Path) -> dict | None:
-    return json.loads(Path(path).read_text()) if Path(path).exists() else None
 
 def run_studies(studies=None, progress: bool = True) -> dict:
     "Run the named studies (default: all) and return their records."

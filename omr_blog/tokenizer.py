@@ -6,7 +6,6 @@ Docs: https://omr-blog.github.io/omr_blog/tokenizer.html.md"""
 
 # %% ../nbs/01d_tokenizer.ipynb #b7c65494
 from __future__ import annotations
-import json
 from pathlib import Path
 
 from .core import OmrBlogError

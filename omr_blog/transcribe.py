@@ -8,7 +8,7 @@ Docs: https://omr-blog.github.io/omr_blog/transcribe.html.md"""
 # %% ../nbs/04a_transcribe.ipynb #1bea4e0a
 from __future__ import annotations
 import json, os, re, shutil, tempfile, time
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from .corpus import ConversionError, abc_to_musicxml
 from .dataset import resolve_dataset_dir
 from .decoding import beam_search, greedy_decode
 from .metrics import abc_problems
-from .render import RenderStyle, render_pages, render_systems
+from .render import RenderStyle, render_pages
 from .sweep import commit_run_record
 from .tokenizer import tokenizer_path
 from .workers import isolated_map

@@ -6,7 +6,7 @@ Docs: https://omr-blog.github.io/omr_blog/workers.html.md"""
 
 # %% ../nbs/00a_workers.ipynb #fee1bd88
 from __future__ import annotations
-import multiprocessing as mp, os, signal, time, traceback
+import multiprocessing as mp, signal, time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator

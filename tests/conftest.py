@@ -28,3 +28,9 @@ def tiny_checkpoint(tiny_dir, tmp_path_factory):
     train(make_config('cpu-tiny', 'resnet50', dataset=str(tiny_dir), max_steps=2, batch_size=2, effective_batch=2, eval_samples=2,
                       omr_ned_samples=0, wandb=False, out_dir=str(out), decoder={'max_len': 32}, precision='fp32'), progress=False)
     return out/'checkpoint'
+
+
+def pytest_collection_modifyitems(items):
+    "A test that needs a trained checkpoint trains one first: it is slow (not in `make test-fast`)."
+    for item in items:
+        if 'tiny_checkpoint' in getattr(item, 'fixturenames', ()): item.add_marker(pytest.mark.slow)

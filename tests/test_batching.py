@@ -1,4 +1,4 @@
-import io, random
+import random
 import numpy as np
 import pytest, torch
 from PIL import Image

@@ -33,6 +33,7 @@ SMALL = replace(RECIPES['tiny'], name='resume-test', train=60, val=8, test=8, sh
 def _fingerprint(out):
     return json.loads((Path(out)/'report.json').read_text())['fingerprint']
 
+@pytest.mark.slow
 def test_killed_build_resumes_to_the_same_dataset(tmp_path):
     a = build_dataset(SMALL, out=tmp_path/'a', progress=False)
     # start the same build in another process, SIGKILL it once it has finished a couple of shards, then resume

@@ -1,6 +1,5 @@
 "Section 5's fine-tuning modes and distillation inside the real training loop (tiny dataset, a few steps)."
 import json
-from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
 from omr_blog.core import OmrBlogError
@@ -10,6 +9,8 @@ from omr_blog.train import train
 from omr_blog.evaluation import evaluate_split
 from omr_blog.batching import ImageSpec
 from omr_blog.dataset import load_omr_dataset
+
+pytestmark = pytest.mark.slow   # trains, runs papermill or a browser: not in make test-fast
 
 DEC = {'d_model': 64, 'n_layers': 1, 'n_heads': 4, 'd_ff': 128, 'max_len': 48}
 
@@ -44,8 +45,6 @@ def test_mode_trains_only_its_part_and_its_checkpoint_reloads(tiny_dir, tmp_path
     assert again['loss'] == pytest.approx(r['metrics']['test']['loss'], rel=1e-3)
 
 def test_frozen_backbone_weights_do_not_move(tiny_dir, tmp_path, source):
-    from omr_blog.checkpoints import build_model
-    from omr_blog.tokenizer import AbcTokenizer
     r = train(_cfg(tiny_dir, tmp_path, init_from=str(source['resnet50']), backbone='resnet50', finetune='frozen'), progress=False)
     model, _, _ = load_checkpoint(tmp_path/'checkpoint')
     src = load_file(str(source['resnet50']/'model.safetensors'))

@@ -43,6 +43,7 @@ def test_mixed_inputs_are_model_predictions_and_never_bos_or_padding():
     nearest = (x[0, 1:, None] - m.decoder.tok.weight[None]).norm(dim=-1).min(-1).values
     assert (nearest < 1e-6).all()                                          # straight-through: real token embeddings
 
+@pytest.mark.slow
 def test_scheduled_sampling_run_resumes_to_the_same_losses(tiny_dir, tmp_path):
     kw = dict(dataset=str(tiny_dir), max_steps=8, batch_size=4, effective_batch=4, ckpt_every=3, log_every=1, eval_samples=2,
               eval_batch_size=2, omr_ned_samples=0, wandb=False, scheduled_sampling=0.5, ss_start=0.0, precision='fp32',

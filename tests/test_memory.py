@@ -48,6 +48,7 @@ def test_fit_advice_never_exceeds_the_budget():
         if r['batch']: assert r['accumulation'] * r['batch'] >= 32
     assert adv['best'] is None or adv['best']['batch'] >= 1
 
+@pytest.mark.slow
 def test_fit_cli_prints_advice_and_one_line_errors():
     r = subprocess.run([str(BIN), 'fit', '--vram', '24GB', '--backbone', 'resnet50'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and 'advice: resnet50' in r.stdout, r.stderr
@@ -56,6 +57,7 @@ def test_fit_cli_prints_advice_and_one_line_errors():
     r = subprocess.run([str(BIN), 'fit', '--vram', '1MB', '--backbone', 'resnet50'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and 'nothing fits' in r.stderr
 
+@pytest.mark.slow
 def test_efficiency_study_says_which_command_makes_a_missing_source(monkeypatch, tmp_path):
     from omr_blog.studies import run_training_study
     monkeypatch.setenv('OMR_BLOG_RUNS', str(tmp_path))

@@ -1,13 +1,15 @@
 """The post as readers get it: the landing page and every section executed with papermill (tiny dataset), rendered
 by `omr-blog render`, and every page opened in headless Chromium. A console error, a plotly figure that did not
 draw, a broken image or a link to a missing page fails the test. Screenshots go to runs/site-screenshots/."""
-import re, shutil, subprocess, sys
+import re, subprocess, sys
 from pathlib import Path
 
 import pytest
 
 from omr_blog.core import project_root, runs_dir
 from omr_blog.publish import check_site, chromium_path, render_site, site_pages
+
+pytestmark = pytest.mark.slow   # trains, runs papermill or a browser: not in make test-fast
 
 CHROMIUM = chromium_path()
 ROOT = project_root()

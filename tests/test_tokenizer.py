@@ -24,8 +24,6 @@ def test_specials_and_transformers_round_trip(tmp_path, tokenizer):
     assert tokenizer.encode('<|text|>') == [tokenizer.hf.convert_tokens_to_ids('<|text|>')]
 
 def test_trained_on_train_only(tiny_dir, tokenizer):
-    import json
-    from pathlib import Path
     # every merge's pieces occur in the train labels: train a fresh one on train only and compare vocabularies
     fresh = AbcTokenizer.train(__import__('omr_blog.dataset', fromlist=['x']).load_omr_dataset(tiny_dir)['train']['transcription'])
     assert fresh.hf.get_vocab() == tokenizer.hf.get_vocab()

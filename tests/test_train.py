@@ -1,7 +1,7 @@
 import json, os, signal, subprocess, sys, time
 from dataclasses import replace
 from pathlib import Path
-import pytest, torch
+import pytest
 from omr_blog.core import OmrBlogError
 from omr_blog.config import lr_at, make_config
 from omr_blog.train import train
@@ -22,6 +22,7 @@ def test_schedule_warms_up_then_decays():
     lrs = [lr_at(s, c) for s in range(1000)]
     assert lrs[0] < lrs[15] < lrs[29] == 1.0 and lrs[29] > lrs[500] > lrs[999] >= 0.1
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_final_loss(tiny_dir, tmp_path):
     a = train(_cfg(tiny_dir, tmp_path/'a'), progress=False)
     assert a['status'] == 'ok' and a['steps'] == 10
@@ -42,6 +43,7 @@ def test_killed_run_resumes_to_the_same_final_loss(tiny_dir, tmp_path):
     assert lb[-1] == pytest.approx(la[-1], rel=1e-5, abs=1e-6)
     assert a['metrics']['test']['ser'] == pytest.approx(b['metrics']['test']['ser'])
 
+@pytest.mark.slow
 def test_run_record_has_provenance_and_measurements(tiny_dir, tmp_path):
     r = train(_cfg(tiny_dir, tmp_path, max_steps=3), progress=False)
     saved = json.loads((tmp_path/'result.json').read_text())
@@ -50,6 +52,7 @@ def test_run_record_has_provenance_and_measurements(tiny_dir, tmp_path):
     assert saved['dataset']['fingerprint'] and saved['provenance']['git'] and saved['provenance']['hardware']['cpu_cores'] >= 1
     assert set(saved['metrics']) >= {'val', 'test'} and saved['params']['total'] > saved['params']['encoder'] > 0
 
+@pytest.mark.slow
 def test_nan_loss_stops_the_run_with_a_status(tiny_dir, tmp_path, monkeypatch):
     import omr_blog.train as T
     orig = T.lm_loss
@@ -61,6 +64,7 @@ def test_unknown_preset_and_field():
     with pytest.raises(OmrBlogError, match='unknown preset'): make_config('nope', 'resnet50')
     with pytest.raises(OmrBlogError, match='unknown config field'): make_config('cpu-tiny', 'resnet50', learning_rate=1)
 
+@pytest.mark.slow
 def test_sweep_runs_the_notebook_records_failures_and_skips_done(tiny_dir, tmp_path, monkeypatch):
     from omr_blog import sweep as S
     monkeypatch.setenv('OMR_BLOG_RUNS', str(tmp_path/'runs'))

@@ -12,9 +12,9 @@ from dataclasses import asdict, replace
 from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root
 
 # %% auto #0
-__all__ = ['BACKBONE_CHOICES', 'RECIPE_CHOICES', 'COMMANDS', 'Choices', 'add_data', 'add_train', 'add_eval',
-           'default_checkpoint_note', 'add_transcribe', 'add_lessons', 'add_efficiency', 'add_render', 'build_parser',
-           'main']
+__all__ = ['BACKBONE_CHOICES', 'RECIPE_CHOICES', 'COMMANDS', 'Choices', 'add_data', 'add_info', 'add_train', 'add_sweep',
+           'add_eval', 'default_checkpoint_note', 'add_transcribe', 'add_ctc', 'add_grpo', 'add_exposure',
+           'add_efficiency', 'add_fit', 'add_render', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #39b53e9d
 class Choices:
@@ -70,7 +70,7 @@ def _add_set(p, example: str = 'lr=1e-3 max_steps=50 decoder.n_layers=1'):
 
 def _add_quiet(p): p.add_argument('--quiet', action='store_true', help='no progress bars')
 
-# %% ../nbs/99_cli.ipynb #f8d4066a
+# %% ../nbs/99_cli.ipynb #48371f7c
 def add_data(sub):
     d = sub.add_parser('data', help='build the offline PDMX-Synth-like dataset and its BPE tokenizer',
                        description='Convert the music21 corpus to MusicXML + canonical ABC, engrave it (Verovio; abcm2ps for the '
@@ -91,9 +91,6 @@ def add_data(sub):
     d.add_argument('--no-domain-shift', action='store_true', help='skip the abcm2ps test split')
     _add_quiet(d)
     d.set_defaults(func=_cmd_data)
-    i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
-    i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')
-    i.set_defaults(func=_cmd_info)
 
 def _cmd_data(a):
     from omr_blog.dataset import RECIPES, build_dataset, build_report
@@ -107,11 +104,17 @@ def _cmd_data(a):
     print(json.dumps({'dataset': str(out), 'sizes': rep['sizes'], 'failures_by_cause': rep['failures_by_cause'],
                       'fingerprint': rep['fingerprint'], 'build_seconds': rep['build_seconds'], 'vocab_size': len(tok)}, indent=2))
 
+# %% ../nbs/99_cli.ipynb #2fa43832
+def add_info(sub):
+    i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
+    i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')
+    i.set_defaults(func=_cmd_info)
+
 def _cmd_info(a):
     from omr_blog.dataset import info_dataset
     print(json.dumps(info_dataset(a.dataset), indent=2))
 
-# %% ../nbs/99_cli.ipynb #f7b4db4a
+# %% ../nbs/99_cli.ipynb #50527b05
 def add_train(sub):
     t = sub.add_parser('train', help='train one backbone with a preset (resumes a killed run)',
                        description='Train MusicTrOCR with one backbone. Writes runs/<preset>/<backbone>/ (checkpoint, log.jsonl, '
@@ -122,14 +125,6 @@ def add_train(sub):
     t.add_argument('--restart', action='store_true', help='ignore an existing checkpoint and start over')
     _add_quiet(t)
     t.set_defaults(func=_cmd_train)
-    w = sub.add_parser('sweep', help='run the training notebook once per backbone (papermill) and summarise',
-                       description='Execute nbs/experiments/train_backbone.ipynb for each backbone into runs/<preset>/<backbone>/, '
-                                   'skip finished runs, record failures and go on; write results/<preset>/summary.json.')
-    w.add_argument('--preset', default='cpu-tiny', help='configs/presets/<name>.yaml (default cpu-tiny)')
-    w.add_argument('--backbones', nargs='*', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default: all seven')
-    _add_set(w, 'max_steps=50 (every run)')
-    _add_quiet(w)
-    w.set_defaults(func=_cmd_sweep)
 
 def _cmd_train(a):
     from omr_blog.config import make_config
@@ -139,6 +134,17 @@ def _cmd_train(a):
     print(json.dumps({**{k: r.get(k) for k in keep}, 'test': (r.get('metrics') or {}).get('test')}, indent=2))
     if r['status'] != 'ok': raise OmrBlogError(f"{a.backbone}: training ended with status {r['status']}: {r.get('error')}")
 
+# %% ../nbs/99_cli.ipynb #2a350746
+def add_sweep(sub):
+    w = sub.add_parser('sweep', help='run the training notebook once per backbone (papermill) and summarise',
+                       description='Execute nbs/experiments/train_backbone.ipynb for each backbone into runs/<preset>/<backbone>/, '
+                                   'skip finished runs, record failures and go on; write results/<preset>/summary.json.')
+    w.add_argument('--preset', default='cpu-tiny', help='configs/presets/<name>.yaml (default cpu-tiny)')
+    w.add_argument('--backbones', nargs='*', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default: all seven')
+    _add_set(w, 'max_steps=50 (every run)')
+    _add_quiet(w)
+    w.set_defaults(func=_cmd_sweep)
+
 def _cmd_sweep(a):
     from omr_blog.sweep import sweep
     for r in sweep(a.preset, a.backbones, _parse_sets(a.set), progress=not a.quiet):
@@ -146,7 +152,7 @@ def _cmd_sweep(a):
         print(f"{r['backbone']:16s} {r['status']:7s} test music SER {'missing' if ser is None else f'{ser:.3f}'}  "
               f"{(r.get('train_seconds') or 0):6.0f} s  {(r.get('samples_per_s') or 0):6.1f} samples/s")
 
-# %% ../nbs/99_cli.ipynb #8a46ca36
+# %% ../nbs/99_cli.ipynb #d0f52318
 def add_eval(sub):
     e = sub.add_parser('eval', help='evaluate a checkpoint on a split: per-sample predictions and every metric',
                        description='Decode a split with a checkpoint (greedy, or beam search with --beam), score it (token SER, '
@@ -170,6 +176,7 @@ def _cmd_eval(a):
                             progress=not a.quiet)
     print(json.dumps({k: r[k] for k in ('checkpoint', 'backbone', 'split', 'beam', 'metrics')}, indent=2))
 
+# %% ../nbs/99_cli.ipynb #35e4b02c
 def default_checkpoint_note() -> str:
     "What the shipped checkpoint is and how good it is, read from its result file (never typed)."
     f = project_root()/DEFAULT_CHECKPOINT/'result.json'
@@ -206,8 +213,8 @@ def _cmd_transcribe(a):
         if not r.ok: print(f'omr-blog transcribe: error: {r.error}', file=sys.stderr)
     return 2 if any(not r.ok for r in res) else 0
 
-# %% ../nbs/99_cli.ipynb #220e5c6a
-def add_lessons(sub):
+# %% ../nbs/99_cli.ipynb #20fe88e0
+def add_ctc(sub):
     c = sub.add_parser('ctc', help="train Section 2's CTC head on a backbone's encoder with a preset's recipe",
                        description='The "why not CTC?" lesson: the attention model\'s encoder, a frame encoder of the decoder\'s size '
                                    'and CTC over the image read column by column, trained with the preset\'s recipe and time budget. '
@@ -220,24 +227,6 @@ def add_lessons(sub):
     _add_set(c, 'time_budget_s=60')
     _add_quiet(c)
     c.set_defaults(func=_cmd_ctc)
-    g = sub.add_parser('grpo', help='fine-tune a checkpoint with GRPO (sampled transcriptions, music-aware reward)',
-                       description='Group Relative Policy Optimisation from a checkpoint of omr-blog train: per training image, '
-                                   'sample a group of transcriptions with the KV-cached decoder, reward 1 - music SER (+ valid ABC, '
-                                   '- repetition, - truncation), normalise within the group, clipped policy-ratio updates with a KL '
-                                   'penalty to the starting model; encoder frozen by default. Writes checkpoint/, log.jsonl, eval/ '
-                                   'and result.json under --out; a finished run with the same config is reused.')
-    g.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT, help='checkpoint/ folder to start from (default: the shipped one)')
-    g.add_argument('--out', help='run folder (default runs/grpo/<checkpoint folder name>)')
-    _add_set(g, 'steps=50 group=8 top_k=20 time_budget_s=120 (GRPOConfig fields)')
-    _add_quiet(g)
-    g.set_defaults(func=_cmd_grpo)
-    x = sub.add_parser('exposure', help='teacher forcing vs scheduled sampling vs + GRPO at CPU scale, recorded under results/',
-                       description='The runs of the "Beyond teacher forcing" page: cpu-tiny teacher forcing, scheduled sampling '
-                                   'and scheduled sampling + GRPO with the same wall-clock budget, and GRPO on the default '
-                                   'checkpoint. Needs the dataset (omr-blog data); finished runs are skipped on a re-run.')
-    x.add_argument('--runs', nargs='*', choices=Choices(_exposure_runs), metavar='RUN', help='default: all, in order')
-    _add_quiet(x)
-    x.set_defaults(func=_cmd_exposure)
 
 def _cmd_ctc(a):
     from omr_blog.ctc_runs import chord_probe_figure, chord_probe_runs, run_ctc
@@ -250,17 +239,41 @@ def _cmd_ctc(a):
     print(json.dumps({h: {k: r.get(k) for k in keys if k in r} | {'test_music_ser': r['metrics']['test']['music_ser']} for h, r in rs.items()}
                      | {'figure': str(fig)}, indent=2))
 
+# %% ../nbs/99_cli.ipynb #943bdaaf
+def add_grpo(sub):
+    g = sub.add_parser('grpo', help='fine-tune a checkpoint with GRPO (sampled transcriptions, music-aware reward)',
+                       description='Group Relative Policy Optimisation from a checkpoint of omr-blog train: per training image, '
+                                   'sample a group of transcriptions with the KV-cached decoder, reward 1 - music SER (+ valid ABC, '
+                                   '- repetition, - truncation), normalise within the group, clipped policy-ratio updates with a KL '
+                                   'penalty to the starting model; encoder frozen by default. Writes checkpoint/, log.jsonl, eval/ '
+                                   'and result.json under --out; a finished run with the same config is reused.')
+    g.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT, help='checkpoint/ folder to start from (default: the shipped one)')
+    g.add_argument('--out', help='run folder (default runs/grpo/<checkpoint folder name>)')
+    _add_set(g, 'steps=50 group=8 top_k=20 time_budget_s=120 (GRPOConfig fields)')
+    _add_quiet(g)
+    g.set_defaults(func=_cmd_grpo)
+
 def _cmd_grpo(a):
     from omr_blog.grpo import grpo_finetune, make_grpo_config
     r = grpo_finetune(make_grpo_config(**{**_parse_sets(a.set), 'init_from': a.checkpoint, 'out_dir': a.out}), progress=not a.quiet)
     print(json.dumps({k: r.get(k) for k in ('steps', 'train_seconds', 'val_loss')} | {'test': r['metrics'].get('test')}, indent=2))
+
+# %% ../nbs/99_cli.ipynb #45b67115
+def add_exposure(sub):
+    x = sub.add_parser('exposure', help='teacher forcing vs scheduled sampling vs + GRPO at CPU scale, recorded under results/',
+                       description='The runs of the "Beyond teacher forcing" page: cpu-tiny teacher forcing, scheduled sampling '
+                                   'and scheduled sampling + GRPO with the same wall-clock budget, and GRPO on the default '
+                                   'checkpoint. Needs the dataset (omr-blog data); finished runs are skipped on a re-run.')
+    x.add_argument('--runs', nargs='*', choices=Choices(_exposure_runs), metavar='RUN', help='default: all, in order')
+    _add_quiet(x)
+    x.set_defaults(func=_cmd_exposure)
 
 def _cmd_exposure(a):
     from omr_blog.exposure_runs import run_exposure
     run_exposure(a.runs, progress=not a.quiet)
     print('records under results/exposure-cpu/')
 
-# %% ../nbs/99_cli.ipynb #c2b5a12f
+# %% ../nbs/99_cli.ipynb #235bf174
 def add_efficiency(sub):
     ef = sub.add_parser('efficiency', help="run Section 5's experiments and Section 6's memory validation (CPU scale), recorded under results/",
                         description='Fine-tuning modes (full/frozen/LoRA/QLoRA from a trained backbone), distillation, image height, '
@@ -269,6 +282,17 @@ def add_efficiency(sub):
     ef.add_argument('--study', nargs='*', choices=Choices(_studies), metavar='STUDY', help='finetune, distill, height, int8, memory (default: all)')
     _add_quiet(ef)
     ef.set_defaults(func=_cmd_efficiency)
+
+def _cmd_efficiency(a):
+    from omr_blog.memory import memory_validation
+    from omr_blog.studies import run_studies
+    studies = list(a.study or Choices(_studies))
+    run_studies([s for s in studies if s != 'memory'], progress=not a.quiet)
+    if 'memory' in studies: memory_validation(progress=not a.quiet)
+    print('records under results/efficiency-cpu/ and results/memory/')
+
+# %% ../nbs/99_cli.ipynb #7b7bf980
+def add_fit(sub):
     f = sub.add_parser('fit', help='what fits in a memory budget: backbone, fine-tuning mode, micro-batch (estimates)',
                        description='For a GPU memory budget, estimate (omr_blog.memory.estimate_memory, a forward pass on the meta '
                                    'device: nothing is allocated) the largest micro-batch each backbone can train with in each '
@@ -280,14 +304,6 @@ def add_efficiency(sub):
     _add_set(f, 'height=512 decoder.max_len=1024')
     f.add_argument('--json', action='store_true', help='print the advice as JSON')
     f.set_defaults(func=_cmd_fit)
-
-def _cmd_efficiency(a):
-    from omr_blog.memory import memory_validation
-    from omr_blog.studies import run_studies
-    studies = list(a.study or Choices(_studies))
-    run_studies([s for s in studies if s != 'memory'], progress=not a.quiet)
-    if 'memory' in studies: memory_validation(progress=not a.quiet)
-    print('records under results/efficiency-cpu/ and results/memory/')
 
 def _cmd_fit(a):
     from omr_blog.memory import fit_advice, sweep_ranking
@@ -302,7 +318,7 @@ def _cmd_fit(a):
                    f"accumulation (backbones ranked by the cpu-tiny sweep's validation loss: CPU-scale evidence)")
     else: raise OmrBlogError(f'nothing fits in {a.vram}: lower --set height=..., max_width=... or decoder.max_len=...')
 
-# %% ../nbs/99_cli.ipynb #0fe6e25a
+# %% ../nbs/99_cli.ipynb #15fff387
 def add_render(sub):
     rd = sub.add_parser('render', help='render the post as a static site in _site/ (no Quarto needed)',
                         description='Turn the executed notebooks (runs/blog/, written by make blog) into a static site: the pages '
@@ -325,7 +341,8 @@ def _cmd_render(a):
         print('every page opened in chromium without errors' + (f'; screenshots in {a.screenshots}' if a.screenshots else ''))
 
 # %% ../nbs/99_cli.ipynb #6e50b276
-COMMANDS = (add_data, add_train, add_eval, add_transcribe, add_lessons, add_efficiency, add_render)
+COMMANDS = (add_data, add_info, add_train, add_sweep, add_eval, add_transcribe, add_ctc, add_grpo, add_exposure,
+            add_efficiency, add_fit, add_render)   # the order of the post
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')

@@ -70,7 +70,7 @@ def _add_set(p, example: str = 'lr=1e-3 max_steps=50 decoder.n_layers=1'):
 
 def _add_quiet(p): p.add_argument('--quiet', action='store_true', help='no progress bars')
 
-# %% ../nbs/99_cli.ipynb #48371f7c
+# %% ../nbs/99_cli.ipynb #787be59e
 def add_data(sub):
     d = sub.add_parser('data', help='build the offline PDMX-Synth-like dataset and its BPE tokenizer',
                        description='Convert the music21 corpus to MusicXML + canonical ABC, engrave it (Verovio; abcm2ps for the '
@@ -104,7 +104,7 @@ def _cmd_data(a):
     print(json.dumps({'dataset': str(out), 'sizes': rep['sizes'], 'failures_by_cause': rep['failures_by_cause'],
                       'fingerprint': rep['fingerprint'], 'build_seconds': rep['build_seconds'], 'vocab_size': len(tok)}, indent=2))
 
-# %% ../nbs/99_cli.ipynb #2fa43832
+# %% ../nbs/99_cli.ipynb #52030732
 def add_info(sub):
     i = sub.add_parser('info', help="print a built dataset's report: sizes, failures by cause, fingerprint")
     i.add_argument('dataset', nargs='?', default='omr-synth-cpu', help='dataset name under data/ or a folder (default omr-synth-cpu)')
@@ -114,7 +114,7 @@ def _cmd_info(a):
     from omr_blog.dataset import info_dataset
     print(json.dumps(info_dataset(a.dataset), indent=2))
 
-# %% ../nbs/99_cli.ipynb #50527b05
+# %% ../nbs/99_cli.ipynb #d2e0807e
 def add_train(sub):
     t = sub.add_parser('train', help='train one backbone with a preset (resumes a killed run)',
                        description='Train MusicTrOCR with one backbone. Writes runs/<preset>/<backbone>/ (checkpoint, log.jsonl, '
@@ -134,7 +134,7 @@ def _cmd_train(a):
     print(json.dumps({**{k: r.get(k) for k in keep}, 'test': (r.get('metrics') or {}).get('test')}, indent=2))
     if r['status'] != 'ok': raise OmrBlogError(f"{a.backbone}: training ended with status {r['status']}: {r.get('error')}")
 
-# %% ../nbs/99_cli.ipynb #2a350746
+# %% ../nbs/99_cli.ipynb #c5c960bc
 def add_sweep(sub):
     w = sub.add_parser('sweep', help='run the training notebook once per backbone (papermill) and summarise',
                        description='Execute nbs/experiments/train_backbone.ipynb for each backbone into runs/<preset>/<backbone>/, '
@@ -152,7 +152,7 @@ def _cmd_sweep(a):
         print(f"{r['backbone']:16s} {r['status']:7s} test music SER {'missing' if ser is None else f'{ser:.3f}'}  "
               f"{(r.get('train_seconds') or 0):6.0f} s  {(r.get('samples_per_s') or 0):6.1f} samples/s")
 
-# %% ../nbs/99_cli.ipynb #d0f52318
+# %% ../nbs/99_cli.ipynb #788d675e
 def add_eval(sub):
     e = sub.add_parser('eval', help='evaluate a checkpoint on a split: per-sample predictions and every metric',
                        description='Decode a split with a checkpoint (greedy, or beam search with --beam), score it (token SER, '
@@ -176,7 +176,7 @@ def _cmd_eval(a):
                             progress=not a.quiet)
     print(json.dumps({k: r[k] for k in ('checkpoint', 'backbone', 'split', 'beam', 'metrics')}, indent=2))
 
-# %% ../nbs/99_cli.ipynb #35e4b02c
+# %% ../nbs/99_cli.ipynb #ffdfb71c
 def default_checkpoint_note() -> str:
     "What the shipped checkpoint is and how good it is, read from its result file (never typed)."
     f = project_root()/DEFAULT_CHECKPOINT/'result.json'
@@ -213,7 +213,7 @@ def _cmd_transcribe(a):
         if not r.ok: print(f'omr-blog transcribe: error: {r.error}', file=sys.stderr)
     return 2 if any(not r.ok for r in res) else 0
 
-# %% ../nbs/99_cli.ipynb #20fe88e0
+# %% ../nbs/99_cli.ipynb #21b7957a
 def add_ctc(sub):
     c = sub.add_parser('ctc', help="train Section 2's CTC head on a backbone's encoder with a preset's recipe",
                        description='The "why not CTC?" lesson: the attention model\'s encoder, a frame encoder of the decoder\'s size '
@@ -239,7 +239,7 @@ def _cmd_ctc(a):
     print(json.dumps({h: {k: r.get(k) for k in keys if k in r} | {'test_music_ser': r['metrics']['test']['music_ser']} for h, r in rs.items()}
                      | {'figure': str(fig)}, indent=2))
 
-# %% ../nbs/99_cli.ipynb #943bdaaf
+# %% ../nbs/99_cli.ipynb #50417c36
 def add_grpo(sub):
     g = sub.add_parser('grpo', help='fine-tune a checkpoint with GRPO (sampled transcriptions, music-aware reward)',
                        description='Group Relative Policy Optimisation from a checkpoint of omr-blog train: per training image, '
@@ -258,7 +258,7 @@ def _cmd_grpo(a):
     r = grpo_finetune(make_grpo_config(**{**_parse_sets(a.set), 'init_from': a.checkpoint, 'out_dir': a.out}), progress=not a.quiet)
     print(json.dumps({k: r.get(k) for k in ('steps', 'train_seconds', 'val_loss')} | {'test': r['metrics'].get('test')}, indent=2))
 
-# %% ../nbs/99_cli.ipynb #45b67115
+# %% ../nbs/99_cli.ipynb #f210978c
 def add_exposure(sub):
     x = sub.add_parser('exposure', help='teacher forcing vs scheduled sampling vs + GRPO at CPU scale, recorded under results/',
                        description='The runs of the "Beyond teacher forcing" page: cpu-tiny teacher forcing, scheduled sampling '
@@ -273,7 +273,7 @@ def _cmd_exposure(a):
     run_exposure(a.runs, progress=not a.quiet)
     print('records under results/exposure-cpu/')
 
-# %% ../nbs/99_cli.ipynb #235bf174
+# %% ../nbs/99_cli.ipynb #9c45d426
 def add_efficiency(sub):
     ef = sub.add_parser('efficiency', help="run Section 5's experiments and Section 6's memory validation (CPU scale), recorded under results/",
                         description='Fine-tuning modes (full/frozen/LoRA/QLoRA from a trained backbone), distillation, image height, '
@@ -291,7 +291,7 @@ def _cmd_efficiency(a):
     if 'memory' in studies: memory_validation(progress=not a.quiet)
     print('records under results/efficiency-cpu/ and results/memory/')
 
-# %% ../nbs/99_cli.ipynb #7b7bf980
+# %% ../nbs/99_cli.ipynb #49444567
 def add_fit(sub):
     f = sub.add_parser('fit', help='what fits in a memory budget: backbone, fine-tuning mode, micro-batch (estimates)',
                        description='For a GPU memory budget, estimate (omr_blog.memory.estimate_memory, a forward pass on the meta '
@@ -318,7 +318,7 @@ def _cmd_fit(a):
                    f"accumulation (backbones ranked by the cpu-tiny sweep's validation loss: CPU-scale evidence)")
     else: raise OmrBlogError(f'nothing fits in {a.vram}: lower --set height=..., max_width=... or decoder.max_len=...')
 
-# %% ../nbs/99_cli.ipynb #15fff387
+# %% ../nbs/99_cli.ipynb #06bd427f
 def add_render(sub):
     rd = sub.add_parser('render', help='render the post as a static site in _site/ (no Quarto needed)',
                         description='Turn the executed notebooks (runs/blog/, written by make blog) into a static site: the pages '

@@ -5,12 +5,12 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 APT_PACKAGES := abcm2ps chromium
-# the data recipe of `omr-blog data --recipe`: cpu, tiny, pages, chords
-RECIPE ?= cpu
+# the data recipe of `omr-blog data --recipe`: cpu, tiny, pages, chords (PRESET=..., its old name, still works)
+RECIPE ?= $(or $(PRESET),cpu)
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: blog test test-fast lint setup apt data tiny-data check-generated pytest pytest-fast nbtest benchmarks default-checkpoint efficiency exposure ctc screenshots help
+.PHONY: blog test test-fast lint setup apt data tiny-data check-generated pytest pytest-fast nbtest nbtest-fast benchmarks default-checkpoint efficiency exposure ctc screenshots help
 
 help:
 	@echo "make blog   - build the dataset and the post (main job)"
@@ -98,8 +98,13 @@ tiny-data: setup
 	.venv/bin/omr-blog data --recipe tiny --quiet >/dev/null
 
 # Section notebooks and the landing page run in tests/test_site.py (papermill, then the browser test of the site).
+# Lesson cells flagged `#| slow` (they train, or measure a training step in a fresh process) run only in `make test`.
+NBTEST := HF_HUB_OFFLINE=1 .venv/bin/nbdev-test --n-workers 1 --timing --skip-file-re '^(0[1-7]_|04b_beyond|index)'
 nbtest: tiny-data
-	HF_HUB_OFFLINE=1 .venv/bin/nbdev-test --n-workers 1 --timing --skip-file-re '^(0[1-7]_|04b_beyond|index)'
+	$(NBTEST) --flags slow
+
+nbtest-fast: tiny-data
+	$(NBTEST)
 
 # Unused imports and undefined names, in the package, the tests and every notebook cell.
 lint: setup
@@ -111,7 +116,7 @@ pytest-fast: tiny-data
 test: lint check-generated pytest nbtest
 
 # The quick subset while editing: no training, no papermill, no browser.
-test-fast: lint check-generated pytest-fast nbtest
+test-fast: lint check-generated pytest-fast nbtest-fast
 
 benchmarks: setup
 	.venv/bin/python benchmarks/render_throughput.py

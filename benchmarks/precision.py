@@ -23,7 +23,7 @@ def main():
     d = resolve_dataset_dir(cfg.dataset); tok = train_dataset_tokenizer(d, cfg.vocab_size)
     m = build_model(cfg, tok)
     spec = ImageSpec(cfg.height, cfg.max_width, m.backbone.multiple)
-    ds = OmrDataset(load_omr_dataset(d)['train'], tok, spec, cfg.decoder['max_len'])
+    ds = OmrDataset(load_omr_dataset(d)['train'], tok, spec, cfg.decoder.max_len)
     b = Collate(spec, tok.pad_id)([ds[i] for i in WidthBucketSampler(ds.widths, cfg.batch_size, seed=0).batches()[0]])
     def step(dtype):
         m.zero_grad(set_to_none=True)

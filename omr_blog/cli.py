@@ -12,8 +12,8 @@ from dataclasses import asdict, replace
 from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root
 
 # %% auto #0
-__all__ = ['BACKBONE_CHOICES', 'RECIPE_CHOICES', 'COMMANDS', 'Choices', 'add_data', 'add_info', 'add_train', 'add_sweep',
-           'add_eval', 'default_checkpoint_note', 'add_transcribe', 'add_ctc', 'add_grpo', 'add_exposure',
+__all__ = ['BACKBONE_CHOICES', 'RECIPE_CHOICES', 'PRESET_CHOICES', 'COMMANDS', 'Choices', 'add_data', 'add_info', 'add_train',
+           'add_sweep', 'add_eval', 'default_checkpoint_note', 'add_transcribe', 'add_ctc', 'add_grpo', 'add_exposure',
            'add_efficiency', 'add_fit', 'add_render', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #39b53e9d
@@ -47,7 +47,11 @@ def _exposure_runs():
     from omr_blog.exposure_runs import EXPOSURE_RUNS
     return EXPOSURE_RUNS
 
-BACKBONE_CHOICES, RECIPE_CHOICES = Choices(_backbones), Choices(_recipes)
+def _presets():
+    from omr_blog.config import preset_names   # configs/presets/*.yaml
+    return preset_names()
+
+BACKBONE_CHOICES, RECIPE_CHOICES, PRESET_CHOICES = Choices(_backbones), Choices(_recipes), Choices(_presets)
 
 def _parse_sets(pairs) -> dict:
     "['lr=1e-3', 'decoder.n_layers=1'] -> {'lr': 0.001, 'decoder': {'n_layers': 1}} (values parsed as YAML)."
@@ -120,7 +124,7 @@ def add_train(sub):
                        description='Train MusicTrOCR with one backbone. Writes runs/<preset>/<backbone>/ (checkpoint, log.jsonl, '
                                    'result.json with metrics and provenance). Rerunning resumes from the last checkpoint.')
     t.add_argument('--backbone', required=True, choices=BACKBONE_CHOICES, metavar='BACKBONE', help='one of the seven (e.g. resnet50, vit_small)')
-    t.add_argument('--preset', default='cpu-tiny', help='configs/presets/<name>.yaml (default cpu-tiny)')
+    t.add_argument('--preset', default='cpu-tiny', choices=PRESET_CHOICES, metavar='PRESET', help='configs/presets/<name>.yaml (default cpu-tiny)')
     _add_set(t)
     t.add_argument('--restart', action='store_true', help='ignore an existing checkpoint and start over')
     _add_quiet(t)
@@ -139,7 +143,7 @@ def add_sweep(sub):
     w = sub.add_parser('sweep', help='run the training notebook once per backbone (papermill) and summarise',
                        description='Execute nbs/experiments/train_backbone.ipynb for each backbone into runs/<preset>/<backbone>/, '
                                    'skip finished runs, record failures and go on; write results/<preset>/summary.json.')
-    w.add_argument('--preset', default='cpu-tiny', help='configs/presets/<name>.yaml (default cpu-tiny)')
+    w.add_argument('--preset', default='cpu-tiny', choices=PRESET_CHOICES, metavar='PRESET', help='configs/presets/<name>.yaml (default cpu-tiny)')
     w.add_argument('--backbones', nargs='*', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default: all seven')
     _add_set(w, 'max_steps=50 (every run)')
     _add_quiet(w)
@@ -222,14 +226,15 @@ def add_ctc(sub):
                                    'without chords); a finished run with the same config is reused. --chords: the chord probe, both '
                                    'heads on omr-synth-chords (built if missing) with the same recipe, plus figures/ctc-chord-probe.png.')
     c.add_argument('--chords', action='store_true', help='train CTC and the attention decoder on the chord probe dataset')
-    c.add_argument('--backbone', default='convnext_tiny', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default convnext_tiny')
-    c.add_argument('--preset', default='cpu-tiny', help='configs/presets/<name>.yaml (default cpu-tiny)')
+    c.add_argument('--backbone', choices=BACKBONE_CHOICES, metavar='BACKBONE', help="default: the one Section 2 compares (ctc_runs.CTC_BACKBONE)")
+    c.add_argument('--preset', choices=PRESET_CHOICES, metavar='PRESET', help='configs/presets/<name>.yaml (default: ctc_runs.CTC_PRESET)')
     _add_set(c, 'time_budget_s=60')
     _add_quiet(c)
     c.set_defaults(func=_cmd_ctc)
 
 def _cmd_ctc(a):
-    from omr_blog.ctc_runs import chord_probe_figure, chord_probe_runs, run_ctc
+    from omr_blog.ctc_runs import CTC_BACKBONE, CTC_PRESET, chord_probe_figure, chord_probe_runs, run_ctc
+    a.backbone, a.preset = a.backbone or CTC_BACKBONE, a.preset or CTC_PRESET
     keys = ('steps', 'train_seconds', 'infeasible_labels')
     if not a.chords:
         r = run_ctc(a.backbone, a.preset, _parse_sets(a.set), progress=not a.quiet)
@@ -299,7 +304,7 @@ def add_fit(sub):
                                    'fine-tuning mode (full, lora, qlora, frozen) and advise the first mode that fits at micro-batch >= 4.')
     f.add_argument('--vram', required=True, help='memory budget, e.g. 16GB, 24GiB, 8000MB')
     f.add_argument('--backbone', nargs='*', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default: all seven')
-    f.add_argument('--preset', default='gpu-full', help='the configuration to size (default gpu-full: full backbones, 6x512 decoder, pages)')
+    f.add_argument('--preset', default='gpu-full', choices=PRESET_CHOICES, metavar='PRESET', help='the configuration to size (default gpu-full: full backbones, 6x512 decoder, pages)')
     f.add_argument('--precision', default='bf16', choices=Choices(_precisions), metavar='PRECISION', help='bf16 (default), fp16, fp32, or auto (what training would pick on this machine)')
     _add_set(f, 'height=512 decoder.max_len=1024')
     f.add_argument('--json', action='store_true', help='print the advice as JSON')
@@ -342,7 +347,7 @@ def _cmd_render(a):
 
 # %% ../nbs/99_cli.ipynb #6e50b276
 COMMANDS = (add_data, add_info, add_train, add_sweep, add_eval, add_transcribe, add_ctc, add_grpo, add_exposure,
-            add_efficiency, add_fit, add_render)   # the order of the post
+            add_efficiency, add_fit, add_render)   # data, the main runs, using a checkpoint, the lessons' runs, Sections 5-6, the site
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')

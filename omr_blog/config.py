@@ -8,7 +8,7 @@ Docs: https://omr-blog.github.io/omr_blog/config.html.md"""
 # %% ../nbs/03a_config.ipynb #8856277b
 from __future__ import annotations
 import json
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 import torch
@@ -40,7 +40,7 @@ class TrainConfig:
     pretrained: bool | str             # True: hub weights; a path: a local save_pretrained folder
     height: int                        # image height after normalisation
     max_width: int
-    decoder: DecoderConfig             # vocab_size / pad / bos / eos: the tokenizer's, set when the model is built
+    decoder: DecoderConfig             # its vocab_size follows `vocab_size`; the special ids are the tokenizer's, set at build
     vocab_size: int                    # BPE size (trained on the dataset's training labels, cached per size)
     batch_size: int                    # micro-batch
     effective_batch: int               # optimizer batch = micro-batch x accumulation
@@ -79,8 +79,9 @@ class TrainConfig:
     ss_tau_end: float = 0.5            # ... and at the end of the run (samples sharpen as the model improves)
     ss_straight_through: bool = True   # one-hot samples forward (real token embeddings), soft gradients backward
 
-    def __post_init__(self):   # a config read back from JSON has the decoder as a dict
-        if isinstance(self.decoder, dict): self.decoder = dataclass_from(DecoderConfig, self.decoder, 'decoder')
+    def __post_init__(self):
+        if isinstance(self.decoder, dict): self.decoder = dataclass_from(DecoderConfig, self.decoder, 'decoder')   # (read back from JSON)
+        self.decoder = replace(self.decoder, vocab_size=self.vocab_size)   # one vocabulary size; the model takes the tokenizer's exact one
 
 # %% ../nbs/03a_config.ipynb #fae8fbbb
 def presets_dir() -> Path: return project_root()/'configs'/'presets'

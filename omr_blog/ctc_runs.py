@@ -21,8 +21,8 @@ from .ctc import CTCConfig, CTCRecognizer, ctc_greedy, ctc_loss, ctc_targets, ha
 from .dataset import build_dataset, dataset_record, load_omr_dataset, resolve_dataset_dir
 from .metrics import abc_symbols, edit_distance, score_predictions
 from .sweep import commit_run_record
-from .train import (BatchStream, RunLog, adamw, is_done, load_training_data, mixed_precision, optimizer_step,
-                            run_record, seed_everything, set_lr, to_device, train)
+from .train import BatchStream, RunLog, adamw, is_done, load_training_data, mixed_precision, optimizer_step
+from .train import run_record, seed_everything, set_lr, to_device, train
 
 # %% auto #0
 __all__ = ['HEADS', 'CTC_PRESET', 'CTC_BACKBONE', 'CHORD_DATASET', 'CHORD_PROBE_BUDGET', 'split_music_ser', 'compare_heads',

@@ -295,5 +295,6 @@ def build_report(name_or_path: str | Path = 'omr-synth-cpu') -> dict:
     raise OmrBlogError(f'{name_or_path}: no build report (build the dataset with `omr-blog data`)')
 
 def dataset_record(name: str, ds_dir: Path) -> dict:
-    "A run's dataset: its name, and the fingerprint and split sizes of the built dataset (when it has a report)."
-    return {'name': str(name), **({k: build_report(ds_dir)[k] for k in ('fingerprint', 'sizes')} if (ds_dir/'report.json').exists() else {})}
+    "A run's dataset: its name, and the fingerprint and split sizes of the built dataset (None without a build report)."
+    rep = build_report(ds_dir) if (ds_dir/'report.json').exists() else {}   # (the real PDMX-Synth has no build report)
+    return {'name': str(name), 'fingerprint': rep.get('fingerprint'), 'sizes': rep.get('sizes')}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import load_preset
 from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, read_jsonl, results_dir, runs_dir
-from .grpo import GRPOConfig, grpo_finetune
+from .grpo import grpo_finetune, make_grpo_config
 from .sweep import commit_run_record, run_backbone
 from .train import flat_record
 
@@ -61,7 +61,7 @@ def run_exposure(names=None, progress: bool = True) -> list[dict]:
             src = Path(over['init_from'])
             if not (src if src.is_absolute() else project_root()/src).joinpath('model.safetensors').exists():
                 raise OmrBlogError(f"{src}: missing checkpoint for {name} (run the runs before it: `omr-blog exposure`)")
-            r = grpo_finetune(GRPOConfig(**over, out_dir=str(run)), progress)
+            r = grpo_finetune(make_grpo_config(**over, out_dir=str(run)), progress)
         r = {**r, 'run_name': name}
         commit_run_record(r, run, dest, name=name)
         out.append(r)

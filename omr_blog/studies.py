@@ -1,6 +1,6 @@
 """`omr-blog efficiency` runs Section 5's experiments at CPU scale and writes their records under
-`results/efficiency-cpu/` (fine-tuning modes, distillation, image height, INT8) and `results/memory/` (the
-estimator against measured peaks, batch size vs memory and speed). Finished runs are skipped on a re-run.
+`results/efficiency-cpu/` (fine-tuning modes, distillation, image height, INT8). Finished runs are skipped on a
+re-run. (The same command's `--study memory` is Section 6's validation of the memory estimator: 06a_memory.)
 
 Docs: https://omr-blog.github.io/omr_blog/studies.html.md"""
 
@@ -29,7 +29,7 @@ __all__ = ['STUDY_PRESET', 'STUDY_OVERRIDES', 'FINETUNE_BACKBONES', 'TRAINING_ST
 
 # %% ../nbs/05b_studies.ipynb #4f8b2407
 STUDY_PRESET = 'cpu-tiny'
-STUDY_OVERRIDES = dict(max_steps=60, time_budget_s=None, eval_samples=100, omr_ned_samples=0, wandb=False)
+STUDY_OVERRIDES = dict(max_steps=60, time_budget_s=None, omr_ned_samples=0, wandb=False)   # the rest is the preset's
 FINETUNE_BACKBONES = ('resnet50', 'vit_small')
 
 def pretrained_source(backbone: str) -> Path:

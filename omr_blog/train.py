@@ -31,11 +31,12 @@ __all__ = ['SPLIT_METRICS', 'SPLIT_PREFIX', 'seed_everything', 'load_training_da
            'mixed_precision', 'precision_name', 'BatchStream', 'RunLog', 'wandb_run', 'peak_memory_mb', 'run_record',
            'flat_record', 'is_done', 'dist_setup', 'restore', 'load_teacher', 'batch_loss', 'optimizer_step', 'train']
 
-# %% ../nbs/03g_train.ipynb #48274dd1
+# %% ../nbs/03g_train.ipynb #04789cd1
 def seed_everything(seed: int):
     "Seed Python, NumPy and torch (every device) from one number."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
+# %% ../nbs/03g_train.ipynb #a2c3ab47
 def load_training_data(cfg: TrainConfig) -> tuple:
     "(splits, tokenizer, dataset folder) of a config: a dataset under data/ (or PDMX-Synth from the hub) and its BPE."
     ds_dir = resolve_dataset_dir(cfg.dataset)
@@ -44,7 +45,7 @@ def load_training_data(cfg: TrainConfig) -> tuple:
 
 def to_device(batch: dict, device) -> dict: return {k: v.to(device) for k, v in batch.items()}
 
-# %% ../nbs/03g_train.ipynb #c3a5f116
+# %% ../nbs/03g_train.ipynb #55c21d17
 def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     "AdamW over the parameters that train (frozen and LoRA modes train a subset); matrices decay, norms and biases do not."
     params = [p for p in model.parameters() if p.requires_grad]
@@ -54,6 +55,7 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim
 def set_lr(opt: torch.optim.Optimizer, lr: float):
     for g in opt.param_groups: g['lr'] = lr
 
+# %% ../nbs/03g_train.ipynb #57f1fa23
 def mixed_precision(device: torch.device, dtype: torch.dtype | None):
     "A fresh autocast context to `dtype` on `device` (use one per forward pass), or a no-op for fp32."
     return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
@@ -85,7 +87,7 @@ class BatchStream:
                 return self.collate([self.dataset[i] for i in idx])
             self.epoch, self.position, self._order = self.epoch + 1, 0, None
 
-# %% ../nbs/03g_train.ipynb #45259a6d
+# %% ../nbs/03g_train.ipynb #018b1713
 class RunLog:
     "Append one JSON line per record and flush; mirror to a W&B run when given. Disabled on DDP ranks other than 0."
     def __init__(self, path: Path, append: bool = False, wandb=None, enabled: bool = True):
@@ -111,7 +113,7 @@ def wandb_run(cfg: TrainConfig, out: Path):
     except Exception as e:   # logging must never cost a run
         print(f'wandb disabled: {type(e).__name__}: {e}', file=sys.stderr); return None
 
-# %% ../nbs/03g_train.ipynb #5299b33e
+# %% ../nbs/03g_train.ipynb #38781725
 def peak_memory_mb(device: torch.device) -> float:
     "CUDA max_memory_allocated on GPU; peak resident set size of this process on CPU."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
@@ -142,6 +144,7 @@ def flat_record(r: dict) -> dict:
     row.update(error=r.get('error'), commit=(((r.get('provenance') or {}).get('git') or {}).get('commit') or '')[:7])
     return row
 
+# %% ../nbs/03g_train.ipynb #819800e0
 def is_done(out: Path, cfg) -> dict | None:
     "The record of a finished run of this config (a `TrainConfig`, `GRPOConfig`, ...) in `out`, or None: rerun it."
     f = Path(out)/'result.json'

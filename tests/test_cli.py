@@ -7,10 +7,11 @@ def run(*args):
 
 def test_help_explains_commands():
     r = run('--help'); assert r.returncode == 0 and 'data' in r.stdout
-    r = run('data', '--help'); assert r.returncode == 0 and 'Resumable' in r.stdout and '--preset' in r.stdout
+    r = run('data', '--help'); assert r.returncode == 0 and 'Resumable' in r.stdout and '--recipe' in r.stdout
 
 def test_unknown_preset_and_missing_dataset_are_one_line_errors(tmp_path):
-    r = run('data', '--preset', 'nope'); assert r.returncode == 2 and 'invalid choice' in r.stderr
+    r = run('data', '--preset', 'nope'); assert r.returncode == 2 and 'invalid choice' in r.stderr   # the old name of --recipe
+    r = run('train', '--backbone', 'resnet50', '--preset', 'nope'); assert r.returncode == 2 and "'cpu-tiny'" in r.stderr   # presets listed
     r = run('info', str(tmp_path/'nothing'))
     assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert 'nothing' in r.stderr

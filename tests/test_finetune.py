@@ -1,4 +1,4 @@
-"Section 5's fine-tuning modes and distillation inside the real training loop (tiny dataset, a few steps)."
+"Fine-tuning modes (03b_finetune) and distillation inside the real training loop (tiny dataset, a few steps)."
 import json
 import pytest, torch
 from safetensors.torch import load_file

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .backbones import BACKBONES, count_params
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .config import TrainConfig, lr_at, make_config, resolve_precision
-from .core import OmrBlogError, atomic_path, read_jsonl, results_dir, runs_dir, write_json, write_jsonl
+from .core import OmrBlogError, atomic_path, provenance, read_jsonl, results_dir, runs_dir, write_json, write_jsonl
 from .ctc import CTCConfig, CTCRecognizer, ctc_greedy, ctc_loss, ctc_targets, has_chord
 from .dataset import build_dataset, dataset_record, load_omr_dataset, resolve_dataset_dir
 from .metrics import abc_symbols, edit_distance, score_predictions
@@ -73,6 +73,7 @@ def train_ctc(cfg: TrainConfig, out: str | Path | None = None, progress: bool = 
     "Train the CTC recogniser with a preset's recipe and budget; writes log.jsonl, <split>-predictions.jsonl and result.json under `out`."
     out = Path(out) if out else runs_dir()/'ctc'/cfg.backbone
     if (done := is_done(out, cfg)): return done
+    started = provenance()
     seed_everything(cfg.seed)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     data, tok, ds_dir = load_training_data(cfg)
@@ -120,7 +121,7 @@ def train_ctc(cfg: TrainConfig, out: str | Path | None = None, progress: bool = 
                     for i, (fn, pt, rt) in enumerate(zip(p['filenames'], p['pred_texts'], p['ref_texts']))])
     params = {'encoder': count_params(model.backbone), 'head': count_params(model) - count_params(model.backbone), 'total': count_params(model)}
     result = run_record(cfg, kind='ctc', backbone=cfg.backbone, preset=cfg.preset, steps=step, seconds=elapsed, device=device, amp=amp,
-                        params=params, dataset=dataset_record(cfg.dataset, ds_dir), samples=seen,
+                        params=params, dataset=dataset_record(cfg.dataset, ds_dir), started=started, samples=seen,
                         infeasible_labels=infeasible, seen_labels=seen, metrics=metrics)
     write_json(out/'result.json', result)
     return result
@@ -141,7 +142,7 @@ def run_ctc(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET, overrides: d
 # %% ../nbs/03k_ctc_runs.ipynb #66630360
 CHORD_DATASET = 'omr-synth-chords'
 # At the sweep's 90 s both heads are still at the collapse level on chords (CTC emitted blanks only, measured): the
-# probe gives each head ten minutes, the same schedule and step cap for both (the LR decays over max_steps)
+# probe gives each head 11 minutes at most, the same schedule and step cap for both (the LR decays over max_steps)
 CHORD_PROBE_BUDGET = {'max_steps': 700, 'time_budget_s': 660}
 
 def chord_probe_name(backbone: str = CTC_BACKBONE, preset: str = CTC_PRESET) -> str: return f'{preset}-{backbone}-chords'

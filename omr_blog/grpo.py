@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import dataclass_from, resolve_precision
-from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, runs_dir, write_json
+from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, provenance, runs_dir, write_json
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
 from .evaluation import evaluate_run
 from .finetune import freeze
@@ -184,6 +184,7 @@ def grpo_finetune(cfg: GRPOConfig, progress: bool = True) -> dict:
     out = Path(cfg.out_dir) if cfg.out_dir else runs_dir()/'grpo'/Path(cfg.init_from).name
     if (done := is_done(out, cfg)): return done
     if cfg.group < 2: raise OmrBlogError(f'group={cfg.group}: GRPO compares samples within a group; use at least 2')
+    started = provenance()
     seed_everything(cfg.seed)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     src = Path(cfg.init_from)
@@ -221,7 +222,7 @@ def grpo_finetune(cfg: GRPOConfig, progress: bool = True) -> dict:
     ecfg = tcfg if cfg.eval_samples is None else replace(tcfg, eval_samples=cfg.eval_samples)
     result = run_record(cfg, kind='grpo', backbone=tcfg.backbone, preset=tcfg.preset, steps=step, seconds=elapsed, device=device,
                         amp=amp, params={**model.param_counts(), 'trainable': n_trainable}, dataset=dataset_record(tcfg.dataset, ds_dir),
-                        base_config=asdict(tcfg), stopped_by_time_budget=stopped_by_budget,
+                        started=started, base_config=asdict(tcfg), stopped_by_time_budget=stopped_by_budget,
                         metrics=evaluate_run(model, data, tok, spec, ecfg, device, amp, out))
     result['val_loss'] = result['metrics']['val']['loss']
     write_json(out/'result.json', result)

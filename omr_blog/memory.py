@@ -252,6 +252,8 @@ def memory_validation(grid: list[dict] | None = None, width: int = 512, seq_len:
     path = results_dir('memory', 'cpu-validation.json')
     done = {json.dumps(r['point'], sort_keys=True): r for r in (json.loads(path.read_text())['rows'] if path.exists() else [])}
     rows, fixed = [], {}
+    about = {'width': width, 'seq_len': seq_len, 'preset': VALIDATION_PRESET, 'seed': 0,
+             'inputs': 'random images and token ids of these sizes (no dataset: memory depends on shapes, not content)'}
     for point in tqdm(grid or memory_grid(), desc='memory', disable=not progress):
         key = json.dumps(point, sort_keys=True)
         if key in done: rows.append(done[key]); continue
@@ -262,7 +264,7 @@ def memory_validation(grid: list[dict] | None = None, width: int = 512, seq_len:
         rows.append({'point': point, 'estimate': {**{k: v for k, v in est.__dict__.items()}, 'total': est.total},
                      'measured_bytes': meas['peak_bytes'], 'step_s': meas['step_s'], 'ratio': est.total / meas['peak_bytes'],
                      'runtime_bytes': runtime, 'ratio_with_runtime': (est.total + runtime) / meas['peak_bytes']})
-        write_json(path, {'width': width, 'seq_len': seq_len, 'preset': VALIDATION_PRESET, 'rows': rows, 'provenance': provenance()})
-    rec = {'width': width, 'seq_len': seq_len, 'preset': VALIDATION_PRESET, 'rows': rows, 'provenance': provenance()}
+        write_json(path, {**about, 'rows': rows, 'provenance': provenance()})
+    rec = {**about, 'rows': rows, 'provenance': provenance()}
     write_json(path, rec)
     return rec

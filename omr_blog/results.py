@@ -12,12 +12,13 @@ import json
 from collections import Counter
 
 from .backbones import BACKBONES, get_spec
-from .core import read_jsonl, results_dir
+from .core import read_json, read_jsonl, results_dir
 from .metrics import abc_symbols
 from .train import flat_record
 
 # %% auto #0
-__all__ = ['load_runs', 'results_table', 'distinct_share', 'load_curve', 'load_predictions', 'failure_groups', 'group_error']
+__all__ = ['load_runs', 'results_table', 'distinct_share', 'load_curve', 'load_predictions', 'gpu_result_dirs', 'failure_groups',
+           'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
 def load_runs(preset: str) -> dict[str, dict]:
@@ -43,6 +44,13 @@ def distinct_share(preds: list[dict]) -> float | None:
 def load_curve(preset: str, backbone: str) -> list[dict]: return read_jsonl(results_dir(preset)/'logs'/f'{backbone}.jsonl')
 def load_predictions(preset: str, backbone: str) -> list[dict]:
     return read_jsonl(results_dir(preset)/'predictions'/f'{backbone}-test.jsonl')
+
+def gpu_result_dirs() -> list:
+    "The results/ folders that hold a record made on a GPU, as its provenance says (a folder's name decides nothing)."
+    def on_gpu(f):
+        rec = read_json(f)
+        return isinstance(rec, dict) and bool(((rec.get('provenance') or {}).get('hardware') or {}).get('gpu'))
+    return [d for d in sorted(p for p in results_dir().iterdir() if p.is_dir()) if any(on_gpu(f) for f in d.rglob('*.json'))]
 
 # %% ../nbs/04_results.ipynb #cf16997f
 def failure_groups(preds: list[dict], rare_share: float = 0.02) -> dict[str, list[int]]:

@@ -87,7 +87,8 @@ def int8_study(checkpoint: str | Path | None = None, n: int = 100, new_tokens: i
     q = quantize_int8(model)
     batch = Collate(spec, tok.pad_id)([OmrDataset(test, tok, spec, 512)[i] for i in range(16)])
     rec = {'checkpoint': str(ckpt.relative_to(project_root()) if ckpt.is_relative_to(project_root()) else ckpt), 'n': n,
-           'new_tokens': new_tokens, 'threads': torch.get_num_threads(), 'dataset': dataset_record(cfg.dataset, ds_dir)}
+           'new_tokens': new_tokens, 'threads': torch.get_num_threads(), 'dataset': dataset_record(cfg.dataset, ds_dir),
+           'seed': cfg.seed}   # the checkpoint's seed: evaluation itself draws nothing (greedy decoding, first n items)
     for name, m in (('fp32', model), ('int8', q)):
         metrics = evaluate_split(m, test, tok, spec, n, cfg.eval_batch_size, torch.device('cpu'), None, cfg.eval_max_new_tokens)
         rec[name] = {'size_mb': model_size_mb(m), 'metrics': {k: metrics.get(k) for k in ('ser', 'music_ser', 'cer', 'abc_validity', 'runaway', 'loss')},

@@ -7,13 +7,13 @@ Docs: https://omr-blog.github.io/omr_blog/sweep.html.md"""
 
 # %% ../nbs/03h_sweep.ipynb #7c8685f2
 from __future__ import annotations
-import json, shutil, time
+import json, shutil, sys, time
 from dataclasses import asdict
 from pathlib import Path
 
 from .backbones import BACKBONES
 from .config import make_config
-from .core import OmrBlogError, atomic_path, project_root, results_dir, runs_dir, write_json
+from .core import OmrBlogError, atomic_path, project_root, provenance, results_dir, runs_dir, write_json
 from .train import flat_record, is_done
 
 # %% auto #0
@@ -52,6 +52,8 @@ def summarize(results: list[dict]) -> list[dict]:
 def commit_run_record(result: dict, run: Path, dest: Path, name: str | None = None):
     "The committed record of a run under `dest` (results/<preset>/): its result, its log and its test predictions, not its weights."
     name = name or result['backbone']
+    if ((result.get('provenance') or {}).get('git') or {}).get('dirty'):   # flagged, not refused: a user's edits are legitimate runs
+        print(f"{name}: this run's code differs from its commit (provenance.git.dirty); its record says so", file=sys.stderr)
     write_json(dest/f"{name}.json", result)
     for src, dst in ((run/'log.jsonl', dest/'logs'/f"{name}.jsonl"),
                      (run/'eval'/'test-predictions.jsonl', dest/'predictions'/f"{name}-test.jsonl")):
@@ -73,5 +75,5 @@ def sweep(preset: str = 'cpu-tiny', backbones=None, overrides: dict | None = Non
     dest.mkdir(parents=True, exist_ok=True)
     for r in results:
         commit_run_record(r, Path((r.get('config') or {}).get('out_dir') or runs_dir()/preset/r['backbone']), dest)
-    write_json(dest/'summary.json', rows)
+    write_json(dest/'summary.json', {'preset': preset, 'provenance': provenance(), 'rows': rows})
     return rows

@@ -120,15 +120,15 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux reports KiB
 
 def run_record(cfg, *, kind: str, backbone: str, preset: str, steps: int, seconds: float, device, amp, params: dict,
-               dataset: dict, samples: int | None = None, tokens: int | None = None, status: str = 'ok',
+               dataset: dict, started: dict, samples: int | None = None, tokens: int | None = None, status: str = 'ok',
                error: str | None = None, **extra) -> dict:
-    "The JSON record of a run, one schema for every loop; `extra` adds what only one kind of run has."
+    "The JSON record of a run, one schema for every loop; `started` is `provenance()` taken when the run began (the code that ran)."
     speed = {} if samples is None else {'samples_per_s': samples / max(seconds, 1e-9)}
     if tokens is not None: speed['tokens_per_s'] = tokens / max(seconds, 1e-9)
     return {'status': status, 'error': error, 'kind': kind, 'backbone': backbone, 'preset': preset, 'config': asdict(cfg),
             'steps': steps, 'train_seconds': round(seconds, 1), **speed, 'peak_memory_mb': peak_memory_mb(device),
             'precision_resolved': precision_name(amp), 'threads': torch.get_num_threads(), 'params': params,
-            'seed': cfg.seed, 'dataset': dataset, 'provenance': provenance(), **extra}
+            'seed': cfg.seed, 'dataset': dataset, 'provenance': started, **extra}
 
 SPLIT_METRICS = ('ser', 'music_ser', 'cer', 'ler', 'exact_match', 'abc_validity', 'omr_ned', 'runaway')
 SPLIT_PREFIX = {'test': 'test', 'test_abcm2ps': 'shift'}   # the abcm2ps split measures the shift to another engraver
@@ -141,7 +141,8 @@ def flat_record(r: dict) -> dict:
     row.update(encoder_params=p.get('encoder'), total_params=p.get('total'), trainable_params=p.get('trainable'))
     for split, prefix in SPLIT_PREFIX.items():
         row.update({f'{prefix}_{k}': (m.get(split) or {}).get(k) for k in SPLIT_METRICS})
-    row.update(error=r.get('error'), commit=(((r.get('provenance') or {}).get('git') or {}).get('commit') or '')[:7])
+    git = (r.get('provenance') or {}).get('git') or {}
+    row.update(error=r.get('error'), commit=(git.get('commit') or '')[:7], dirty=git.get('dirty'))   # dirty: code that differs from its commit
     return row
 
 # %% ../nbs/03g_train.ipynb #819800e0
@@ -203,6 +204,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     "Train (or resume) one run; writes runs/<preset>/<backbone>/{checkpoint, log.jsonl, result.json}; returns the record."
     out = Path(cfg.out_dir) if cfg.out_dir else runs_dir()/cfg.preset/cfg.backbone
     out.mkdir(parents=True, exist_ok=True)
+    started = provenance()   # the code as it was when the run began: a commit made during the run is not this run's
     world, rank, local_rank = dist_setup()
     main_proc = rank == 0
     device = torch.device(f'cuda:{local_rank}' if torch.cuda.is_available() else 'cpu')
@@ -275,7 +277,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
         if not main_proc: dist.destroy_process_group(); return {'status': status, 'rank': rank}
     result = run_record(cfg, kind='attention', backbone=cfg.backbone, preset=cfg.preset, steps=step, seconds=elapsed, device=device,
                         amp=amp, params={**model.param_counts(), 'trainable': trainable_params(model)}, dataset=dataset_record(cfg.dataset, ds_dir),
-                        samples=seen_samples, tokens=seen_tokens, status=status, error=error, world_size=world,
+                        started=started, samples=seen_samples, tokens=seen_tokens, status=status, error=error, world_size=world,
                         stopped_by_time_budget=stopped_by_budget, time_per_epoch_s=elapsed / max(seen_samples, 1) * len(train_ds),
                         epochs=seen_samples / len(train_ds))
     if stop_after and step < cfg.max_steps and not stopped_by_budget:

@@ -14,7 +14,7 @@ from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root
 # %% auto #0
 __all__ = ['BACKBONE_CHOICES', 'RECIPE_CHOICES', 'PRESET_CHOICES', 'COMMANDS', 'Choices', 'add_data', 'add_info', 'add_train',
            'add_sweep', 'add_eval', 'default_checkpoint_note', 'add_transcribe', 'add_ctc', 'add_grpo', 'add_exposure',
-           'add_efficiency', 'add_fit', 'add_render', 'build_parser', 'main']
+           'add_levers', 'add_efficiency', 'add_fit', 'add_render', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #39b53e9d
 class Choices:
@@ -42,6 +42,10 @@ def _studies():
 def _precisions():
     from omr_blog.config import PRECISIONS
     return PRECISIONS
+
+def _lever_runs():
+    from omr_blog.levers import LEVERS
+    return LEVERS
 
 def _exposure_runs():
     from omr_blog.exposure_runs import EXPOSURE_RUNS
@@ -278,6 +282,21 @@ def _cmd_exposure(a):
     run_exposure(a.runs, progress=not a.quiet)
     print('records under results/exposure-cpu/')
 
+# %% ../nbs/99_cli.ipynb #ae99b508
+def add_levers(sub):
+    lv = sub.add_parser('levers', help="one backbone, one change per run, the same time each: which lever gets it off the plateau sooner",
+                        description='Train ResNet-50 with the cpu-tiny recipe on the cpu-long schedule for 240 s per run, changing one '
+                                    'thing per run (learning rate, batch, warmup, precision); commit the records under '
+                                    'results/levers-cpu/. Needs the dataset (omr-blog data); finished runs are skipped on a re-run.')
+    lv.add_argument('--runs', nargs='*', choices=Choices(_lever_runs), metavar='RUN', help='default: all, in order')
+    _add_quiet(lv)
+    lv.set_defaults(func=_cmd_levers)
+
+def _cmd_levers(a):
+    from omr_blog.levers import run_levers
+    run_levers(a.runs, progress=not a.quiet)
+    print('records under results/levers-cpu/')
+
 # %% ../nbs/99_cli.ipynb #9c45d426
 def add_efficiency(sub):
     ef = sub.add_parser('efficiency', help="run Section 5's experiments and Section 6's memory validation (CPU scale), recorded under results/",
@@ -347,7 +366,7 @@ def _cmd_render(a):
 
 # %% ../nbs/99_cli.ipynb #6e50b276
 COMMANDS = (add_data, add_info, add_train, add_sweep, add_eval, add_transcribe, add_ctc, add_grpo, add_exposure,
-            add_efficiency, add_fit, add_render)   # data, the main runs, using a checkpoint, the lessons' runs, Sections 5-6, the site
+            add_levers, add_efficiency, add_fit, add_render)   # data, the main runs, using a checkpoint, the lessons' runs, Sections 5-6, the site
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='omr-blog', description='Practical OMR with vision backbones: build data, train, evaluate, render the post.')

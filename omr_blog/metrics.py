@@ -15,7 +15,7 @@ from .workers import isolated_map
 # %% auto #0
 __all__ = ['ABC_SYMBOL', 'edit_distance', 'error_rate', 'symbol_error_rate', 'character_error_rate', 'exact_match', 'abc_symbols',
            'music_symbol_error_rate', 'line_error_rate', 'abc_problems', 'abc_validity', 'omr_ned', 'omr_ned_many',
-           'score_predictions']
+           'score_predictions', 'distinct_share']
 
 # %% ../nbs/03d_metrics.ipynb #ef7e5a4b
 def edit_distance(a, b) -> int:
@@ -110,3 +110,8 @@ def score_predictions(pred_texts, ref_texts, pred_ids=None, ref_ids=None, proble
          'abc_validity': abc_validity(pred_texts) if problems is None else sum(not p for p in problems) / max(1, len(problems)), 'n': len(ref_texts)}
     if pred_ids is not None: m['ser'] = symbol_error_rate(pred_ids, ref_ids)
     return m
+
+# %% ../nbs/03d_metrics.ipynb #81ceb845
+def distinct_share(preds: list[dict]) -> float | None:
+    "Distinct predictions / predictions: near 0 means the model writes the same text whatever the image."
+    return len({p['prediction'] for p in preds}) / len(preds) if preds else None

@@ -17,8 +17,7 @@ from .metrics import abc_symbols
 from .train import flat_record
 
 # %% auto #0
-__all__ = ['load_runs', 'results_table', 'distinct_share', 'load_curve', 'load_predictions', 'gpu_result_dirs', 'failure_groups',
-           'group_error']
+__all__ = ['load_runs', 'results_table', 'load_curve', 'load_predictions', 'gpu_result_dirs', 'failure_groups', 'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
 def load_runs(preset: str) -> dict[str, dict]:
@@ -36,10 +35,6 @@ def results_table(preset: str) -> list[dict]:
                    encoder_params_m=row['encoder_params'] / 1e6 if row['encoder_params'] else None)
         rows.append(row)
     return rows
-
-def distinct_share(preds: list[dict]) -> float | None:
-    "Distinct predictions / predictions: near 0 means the model writes the same text whatever the image."
-    return len({p['prediction'] for p in preds}) / len(preds) if preds else None
 
 def load_curve(preset: str, backbone: str) -> list[dict]: return read_jsonl(results_dir(preset)/'logs'/f'{backbone}.jsonl')
 def load_predictions(preset: str, backbone: str) -> list[dict]:

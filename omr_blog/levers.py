@@ -1,5 +1,5 @@
 """`omr-blog levers` trains one backbone under the sweep's recipe with one thing changed per run (learning rate,
-batch, warmup, image height, precision), each for the same wall-clock budget, and commits the records under
+batch, warmup, precision), each for the same wall-clock budget, and commits the records under
 `results/levers-cpu/`: how soon each leaves the "average tune" plateau, and where it ends.
 
 Docs: https://omr-blog.github.io/omr_blog/levers.html.md"""
@@ -22,7 +22,7 @@ __all__ = ['LEVER_BACKBONE', 'LEVER_PRESET', 'LEVER_BUDGET', 'PLATEAU_EXIT', 'LE
 # %% ../nbs/03l_levers.ipynb #d0c728e4
 LEVER_BACKBONE, LEVER_PRESET = 'resnet50', 'cpu-tiny'
 LEVER_BUDGET = dict(max_steps=3000, time_budget_s=240, omr_ned_samples=0, wandb=False)   # cpu-long's schedule, 4 minutes
-PLATEAU_EXIT = 1.5   # training loss below this: the model has started to read the image (the plateau sits at 2.1-2.3)
+PLATEAU_EXIT = 1.8   # mean training loss below this: clearly off the plateau (it sits at 2.1-2.3; 1.5 comes ~200 steps later)
 
 LEVERS = {   # run name -> what it changes (the rest is the preset's)
     'baseline': {},
@@ -51,10 +51,12 @@ def run_levers(names=None, progress: bool = True) -> list[dict]:
     return out
 
 # %% ../nbs/03l_levers.ipynb #9f0ed433
-def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT) -> dict:
-    "The first logged step (and its elapsed seconds) whose training loss is below `threshold`; None when it never was."
-    hit = next((r for r in log if r['loss'] < threshold), None)
-    return {'exit_step': hit and hit['step'], 'exit_s': hit and round(hit['elapsed_s'], 1)}
+def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT, window: int = 5) -> dict:
+    "The first logged step (and its seconds) where the mean loss of the last `window` logged steps is below `threshold`."
+    for k in range(window - 1, len(log)):   # one step's loss is noisy (more so at small batches): average a few log lines
+        if sum(r['loss'] for r in log[k - window + 1:k + 1]) / window < threshold:
+            return {'exit_step': log[k]['step'], 'exit_s': round(log[k]['elapsed_s'], 1)}
+    return {'exit_step': None, 'exit_s': None}
 
 def lever_table() -> list[dict]:
     "One row per lever run (a run never recorded is 'missing')."
@@ -65,5 +67,6 @@ def lever_table() -> list[dict]:
         r = json.loads(f.read_text())
         preds = read_jsonl(lever_dir()/'predictions'/f'{name}-test.jsonl')
         rows.append({'run': name, 'change': change, **flat_record(r), **plateau_exit(read_jsonl(lever_dir()/'logs'/f'{name}.jsonl')),
-                     'samples': round((r.get('samples_per_s') or 0) * (r.get('train_seconds') or 0)), 'distinct': distinct_share(preds)})
+                     'samples': round(r['samples_per_s'] * r['train_seconds']) if r.get('samples_per_s') and r.get('train_seconds') else None,
+                     'distinct': distinct_share(preds)})
     return rows

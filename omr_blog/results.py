@@ -43,9 +43,11 @@ def load_predictions(preset: str, backbone: str) -> list[dict]:
 def gpu_result_dirs() -> list:
     "The results/ folders that hold a record made on a GPU, as its provenance says (a folder's name decides nothing)."
     def on_gpu(f):
-        rec = read_json(f)
+        try: rec = read_json(f)
+        except ValueError: return False   # not a record
         return isinstance(rec, dict) and bool(((rec.get('provenance') or {}).get('hardware') or {}).get('gpu'))
-    return [d for d in sorted(p for p in results_dir().iterdir() if p.is_dir()) if any(on_gpu(f) for f in d.rglob('*.json'))]
+    root = results_dir()
+    return [d for d in sorted(p for p in root.iterdir() if p.is_dir()) if any(on_gpu(f) for f in d.rglob('*.json'))] if root.exists() else []
 
 # %% ../nbs/04_results.ipynb #cf16997f
 def failure_groups(preds: list[dict], rare_share: float = 0.02) -> dict[str, list[int]]:

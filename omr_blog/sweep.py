@@ -63,6 +63,7 @@ def commit_run_record(result: dict, run: Path, dest: Path, name: str | None = No
 def sweep(preset: str = 'cpu-tiny', backbones=None, overrides: dict | None = None, dest: str | Path | None = None,
           progress: bool = True) -> list[dict]:
     "Run every backbone of the preset (skipping finished runs) and write the summary under results/<preset>/."
+    started = provenance()
     backbones = list(backbones or BACKBONES)
     for b in backbones:
         if b not in BACKBONES: raise OmrBlogError(f'{b}: unknown backbone (choose from {", ".join(BACKBONES)})')
@@ -75,5 +76,5 @@ def sweep(preset: str = 'cpu-tiny', backbones=None, overrides: dict | None = Non
     dest.mkdir(parents=True, exist_ok=True)
     for r in results:
         commit_run_record(r, Path((r.get('config') or {}).get('out_dir') or runs_dir()/preset/r['backbone']), dest)
-    write_json(dest/'summary.json', {'preset': preset, 'provenance': provenance(), 'rows': rows})
+    write_json(dest/'summary.json', {'preset': preset, 'provenance': started, 'rows': rows})
     return rows

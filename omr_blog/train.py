@@ -137,7 +137,7 @@ def flat_record(r: dict) -> dict:
     "One row of a run record: status, cost, size, and the test / domain-shift metrics (missing stays None)."
     p, m = r.get('params') or {}, r.get('metrics') or {}
     row = {k: r.get(k) for k in ('backbone', 'status', 'steps', 'train_seconds', 'samples_per_s', 'tokens_per_s',
-                                 'peak_memory_mb', 'val_loss', 'precision_resolved')}
+                                 'peak_memory_mb', 'val_loss', 'precision_resolved', 'stopped_by_time_budget')}
     row.update(encoder_params=p.get('encoder'), total_params=p.get('total'), trainable_params=p.get('trainable'))
     for split, prefix in SPLIT_PREFIX.items():
         row.update({f'{prefix}_{k}': (m.get(split) or {}).get(k) for k in SPLIT_METRICS})
@@ -226,6 +226,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     ckpt = out/'checkpoint'
     st = (restore(ckpt, cfg, model, opt, scaler, verbose=main_proc) if resume else None) or {}
     step, elapsed = st.get('step', 0), st.get('elapsed', 0.0)
+    started = st.get('started', started)   # a resumed run is the run that began then
     seen_samples, seen_tokens = st.get('seen_samples', 0), st.get('seen_tokens', 0)
     batches = BatchStream(train_ds, WidthBucketSampler(train_ds.widths, cfg.batch_size, seed=cfg.seed, drop_last=True),
                           Collate(spec, tok.pad_id), st.get('epoch', 0), st.get('batch_pos', 0), world, rank)
@@ -235,7 +236,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     bar = tqdm(total=cfg.max_steps, initial=step, desc=f'{cfg.backbone}', unit='step', disable=not (progress and main_proc), dynamic_ncols=True)
     t_start = time.perf_counter() - elapsed
     state = lambda: {'step': step, 'epoch': batches.epoch, 'batch_pos': batches.position, 'elapsed': time.perf_counter() - t_start,
-                     'seen_samples': seen_samples, 'seen_tokens': seen_tokens}
+                     'seen_samples': seen_samples, 'seen_tokens': seen_tokens, 'started': started}
     model.train()
     if cfg.finetune == 'frozen': model.backbone.eval()   # a frozen feature extractor keeps its BatchNorm statistics
     try:

@@ -71,7 +71,7 @@ exposure: setup
 	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
 	.venv/bin/omr-blog exposure
 
-# Which lever gets a tiny model off the loss plateau sooner (six 4-minute runs of ResNet-50; not part of make blog).
+# Which lever gets a tiny model off the loss plateau sooner (nine 4-minute runs of ResNet-50; not part of make blog).
 levers: setup
 	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
 	.venv/bin/omr-blog levers

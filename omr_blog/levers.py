@@ -1,5 +1,5 @@
 """`omr-blog levers` trains one backbone under the sweep's recipe with one thing changed per run (learning rate,
-batch, warmup, precision), each for the same wall-clock budget, and commits the records under
+batch, warmup, precision, image height), each for the same wall-clock budget, and commits the records under
 `results/levers-cpu/`: how soon each leaves the "average tune" plateau, and where it ends.
 
 Docs: https://omr-blog.github.io/omr_blog/levers.html.md"""
@@ -31,6 +31,9 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     'batch_8': dict(batch_size=8, effective_batch=8),        # four times the updates for the same samples
     'warmup_1pct': dict(warmup=0.01),
     'fp32': dict(precision='fp32'),                          # vs auto (bf16 where the CPU has it)
+    'batch_4': dict(batch_size=4, effective_batch=4),        # smaller still
+    'batch_8_warmup_1pct': dict(batch_size=8, effective_batch=8, warmup=0.01),   # the two that paid, together
+    'height_48': dict(height=48),                            # 25% fewer pixels per strip (64 px is the preset's)
 }
 
 def lever_dir(): return results_dir('levers-cpu')

@@ -43,14 +43,6 @@ def _precisions():
     from omr_blog.config import PRECISIONS
     return PRECISIONS
 
-def _lever_runs():
-    from omr_blog.levers import LEVERS
-    return LEVERS
-
-def _exposure_runs():
-    from omr_blog.exposure_runs import EXPOSURE_RUNS
-    return EXPOSURE_RUNS
-
 def _presets():
     from omr_blog.config import preset_names   # configs/presets/*.yaml
     return preset_names()
@@ -77,6 +69,18 @@ def _add_set(p, example: str = 'lr=1e-3 max_steps=50 decoder.n_layers=1'):
     p.add_argument('--set', nargs='*', metavar='FIELD=VALUE', help=f'override config fields, e.g. {example}')
 
 def _add_quiet(p): p.add_argument('--quiet', action='store_true', help='no progress bars')
+
+def _add_plan(sub, name: str, help: str, description: str, module: str, plan: str, run: str, records: str):
+    "A command that runs (or reuses) the named runs of a study's plan: `--runs` from `module.plan`, then `module.run(runs)`."
+    import importlib
+    p = sub.add_parser(name, help=help, description=description + ' Needs the dataset (omr-blog data); finished runs are skipped on a re-run.')
+    p.add_argument('--runs', nargs='*', choices=Choices(lambda: getattr(importlib.import_module(f'omr_blog.{module}'), plan)),
+                   metavar='RUN', help='default: all, in order')
+    _add_quiet(p)
+    def go(a):
+        getattr(importlib.import_module(f'omr_blog.{module}'), run)(a.runs, progress=not a.quiet)
+        print(f'records under {records}')
+    p.set_defaults(func=go)
 
 # %% ../nbs/99_cli.ipynb #787be59e
 def add_data(sub):
@@ -269,33 +273,17 @@ def _cmd_grpo(a):
 
 # %% ../nbs/99_cli.ipynb #f210978c
 def add_exposure(sub):
-    x = sub.add_parser('exposure', help='teacher forcing vs scheduled sampling vs + GRPO at CPU scale, recorded under results/',
-                       description='The runs of the "Beyond teacher forcing" page: cpu-tiny teacher forcing, scheduled sampling '
-                                   'and scheduled sampling + GRPO with the same wall-clock budget, and GRPO on the default '
-                                   'checkpoint. Needs the dataset (omr-blog data); finished runs are skipped on a re-run.')
-    x.add_argument('--runs', nargs='*', choices=Choices(_exposure_runs), metavar='RUN', help='default: all, in order')
-    _add_quiet(x)
-    x.set_defaults(func=_cmd_exposure)
-
-def _cmd_exposure(a):
-    from omr_blog.exposure_runs import run_exposure
-    run_exposure(a.runs, progress=not a.quiet)
-    print('records under results/exposure-cpu/')
+    _add_plan(sub, 'exposure', 'teacher forcing vs scheduled sampling vs + GRPO at CPU scale, recorded under results/',
+              'The runs of the "Beyond teacher forcing" page: cpu-tiny teacher forcing, scheduled sampling and scheduled '
+              'sampling + GRPO with the same wall-clock budget, and GRPO on the default checkpoint.',
+              'exposure_runs', 'EXPOSURE_RUNS', 'run_exposure', 'results/exposure-cpu/')
 
 # %% ../nbs/99_cli.ipynb #ae99b508
 def add_levers(sub):
-    lv = sub.add_parser('levers', help="one backbone, one change per run, the same time each: which lever gets it off the plateau sooner",
-                        description='Train ResNet-50 with the cpu-tiny recipe on the cpu-long schedule for 240 s per run, changing one '
-                                    'thing per run (learning rate, batch, warmup, precision); commit the records under '
-                                    'results/levers-cpu/. Needs the dataset (omr-blog data); finished runs are skipped on a re-run.')
-    lv.add_argument('--runs', nargs='*', choices=Choices(_lever_runs), metavar='RUN', help='default: all, in order')
-    _add_quiet(lv)
-    lv.set_defaults(func=_cmd_levers)
-
-def _cmd_levers(a):
-    from omr_blog.levers import run_levers
-    run_levers(a.runs, progress=not a.quiet)
-    print('records under results/levers-cpu/')
+    _add_plan(sub, 'levers', 'one backbone, one change per run, the same time each: which lever gets it off the plateau sooner',
+              'Train ResNet-50 with the cpu-tiny recipe on the cpu-long schedule for 240 s per run, changing one thing per run '
+              '(learning rate, batch, warmup, precision, image height); commit the records under results/levers-cpu/.',
+              'levers', 'LEVERS', 'run_levers', 'results/levers-cpu/')
 
 # %% ../nbs/99_cli.ipynb #9c45d426
 def add_efficiency(sub):

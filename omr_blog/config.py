@@ -61,6 +61,7 @@ class TrainConfig:
     ckpt_every: int = 100              # optimizer steps between checkpoints
     log_every: int = 10
     num_workers: int = 0               # data-loader processes (0: deterministic and cheapest on 2 cores)
+    compile: bool = False              # torch.compile the forward (dynamic shapes: strip widths vary); pays only if compiling does
     wandb: bool = True                 # Weights & Biases, offline unless the user logged in
     wandb_project: str = 'music-recognition'
     out_dir: str | None = None         # default runs/<preset>/<backbone>
@@ -72,6 +73,7 @@ class TrainConfig:
     distill_from: str | None = None    # teacher checkpoint (same tokenizer): CE mixed with temperature-scaled KL on its logits
     distill_alpha: float = 0.5         # weight of the KL term
     distill_temperature: float = 2.0
+    ctc_weight: float = 0.0            # joint CTC + attention: loss = (1 - w) x cross-entropy + w x CTC on the image tokens
     # beyond teacher forcing (03f_scheduled_sampling); the default 0 is plain teacher forcing
     scheduled_sampling: float = 0.0    # final share of decoder inputs replaced by the model's own Gumbel-Softmax prediction
     ss_start: float = 0.25             # share of the run (steps or time budget) of pure teacher forcing before the ramp

@@ -254,10 +254,10 @@ TEXT_TOKEN = '<|text|>'
 XML2ABC_OPTIONS = dict(u=False, m=0, c=0, d=8, n=0, b=5, o='', v=0, x=False, p=[], j=False, t=False, s=False,
                        v1=False, ped=True, stm=False, i=False)  # LEGATO: xml2abc -d 8 -b 5
 
-def musicxml_to_raw_abc(musicxml: str) -> str:
-    "xml2abc's ABC for a MusicXML string (text not yet replaced)."
+def musicxml_to_raw_abc(musicxml: str, bars_per_line: int = 5) -> str:
+    "xml2abc's ABC for a MusicXML string (text not yet replaced), a line every `bars_per_line` bars."
     from abctoolkit import xml2abc
-    opts = types.SimpleNamespace(**XML2ABC_OPTIONS)
+    opts = types.SimpleNamespace(**{**XML2ABC_OPTIONS, 'b': bars_per_line})
     buf = io.StringIO()
     with _quiet():
         out = xml2abc.ABCoutput('piece.abc', '', 0, opts)
@@ -358,8 +358,9 @@ class Piece:
     repaired: bool = False  # lost bar lines were put back
     n_measures: int = 0
 
-def convert_piece(ref: PieceRef, repair: bool = True, chord_parts: int = 0) -> Piece:
-    "Convert one corpus piece (its top `chord_parts` parts as chords when > 0); raises ConversionError(cause) when it cannot be used."
+def convert_piece(ref: PieceRef, repair: bool = True, chord_parts: int = 0, bars_per_line: int = 5) -> Piece:
+    """Convert one corpus piece (its top `chord_parts` parts as chords when > 0), an ABC line (a system) every `bars_per_line`
+    bars; raises ConversionError(cause) when it cannot be used."""
     xml = piece_musicxml(ref)
     if chord_parts: xml = chord_reduction(xml, chord_parts)
     try: bad = overlong_bars(xml)
@@ -368,7 +369,7 @@ def convert_piece(ref: PieceRef, repair: bool = True, chord_parts: int = 0) -> P
     if bad:
         if not repair: raise ConversionError('overlong_bars', f'{len(bad)} bars')
         xml = repair_overlong_bars(xml); repaired = True
-    raw = musicxml_to_raw_abc(xml)
+    raw = musicxml_to_raw_abc(xml, bars_per_line)
     abc = canonical_abc(raw)
     layout, raw_layout = parse_abc_layout(abc), parse_abc_layout('\n'.join(l for l in raw.splitlines() if not _re_comment.fullmatch(l.strip()) or l.startswith('%%')))
     if raw_layout.n_systems != layout.n_systems: raise ConversionError('voice_line_mismatch', 'raw and canonical ABC disagree')

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .backbones import VisionBackbone
-from .model import positional_encoding_2d
+from .model import column_frames, positional_encoding_2d
 
 # %% auto #0
 __all__ = ['CHORD', 'CTCConfig', 'CTCRecognizer', 'ctc_targets', 'ctc_loss', 'ctc_greedy', 'has_chord', 'chord_note_counts']
@@ -49,9 +49,7 @@ class CTCRecognizer(nn.Module):
     def forward(self, images, pixel_mask):
         feats, mask, (h, w) = self.backbone(images, pixel_mask)                    # (B, h*w, C) row by row
         x = self.proj(feats) + positional_encoding_2d(h, w, self.cfg.d_model, feats.device).to(feats.dtype)
-        B = x.shape[0]
-        x = x.view(B, h, w, -1).transpose(1, 2).reshape(B, w * h, -1)             # (B, T=w*h, d) column by column
-        lengths = mask.view(B, h, w).any(1).sum(1) * h                              # (B,) frames of real columns
+        x, lengths = column_frames(x, mask, h, w)                                  # (B, T=w*h, d) column by column, (B,)
         pad = torch.arange(w * h, device=x.device)[None] >= lengths[:, None]        # (B, T) True = padding
         return self.head(self.frames(x, src_key_padding_mask=pad)).float().log_softmax(-1), lengths
 

@@ -32,7 +32,8 @@ __all__ = ['RECIPES', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'Bui
 class BuildConfig:
     "What `omr-blog data` builds. Image counts are targets: a split stops at the first shard that reaches it."
     name: str = 'omr-synth-cpu'     # folder under data/
-    granularity: str = 'systems'    # 'systems': one 5-bar system per image; 'pages': one page per piece
+    granularity: str = 'systems'    # 'systems': one system per image; 'pages': one page per piece
+    bars_per_system: int = 5        # LEGATO's 5; shorter strips make a smaller task for the CPU sweep
     train: int = 20_000             # target images per split
     val: int = 300
     test: int = 300
@@ -52,6 +53,7 @@ class BuildConfig:
 RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are configs/presets/*.yaml
     'cpu': BuildConfig(),
     'tiny': BuildConfig(name='omr-synth-tiny', train=400, val=60, test=60, shard_pieces=40),
+    'cpu-short': BuildConfig(name='omr-synth-cpu-short', bars_per_system=2, train=12_000),   # two-bar strips: the CPU sweep's task
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
                          max_staves=99, max_systems_per_piece=10**9),
     # Section 2's CTC lesson: chorales and masses reduced to two-part chords on one staff (no abcm2ps split)
@@ -100,7 +102,7 @@ def _png(im) -> bytes:
 
 def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     "Convert and render one piece: {'records': [...], 'shift_records': [...], 'repaired': bool} or {'failed': cause}."
-    try: piece = convert_piece(ref, repair=cfg.repair, chord_parts=cfg.chord_parts)
+    try: piece = convert_piece(ref, repair=cfg.repair, chord_parts=cfg.chord_parts, bars_per_line=cfg.bars_per_system)
     except ConversionError as e: return {'failed': e.cause}
     style = sample_style(f'{cfg.seed}:{ref.piece_id}')
     out = {'records': [], 'shift_records': [], 'repaired': piece.repaired}
@@ -109,9 +111,9 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
         if len(pages) != 1: return {'failed': 'more_than_one_page'}
         out['records'].append(dict(image=_png(pages[0]), transcription=piece.abc, filename=ref.piece_id, musicxml=piece.musicxml))
         return out
-    images = render_systems(piece.musicxml, style)
+    images = render_systems(piece.musicxml, style, cfg.bars_per_system)
     if len(images) != piece.layout.n_systems: return {'failed': 'render_layout_mismatch'}
-    excerpts = musicxml_excerpts(piece.musicxml)
+    excerpts = musicxml_excerpts(piece.musicxml, cfg.bars_per_system)
     for i, (im, xml) in enumerate(zip(images[:cfg.max_systems_per_piece], excerpts)):
         label = system_label(piece.layout, i)
         name = f'{ref.piece_id}/system-{i:02d}'
@@ -238,7 +240,7 @@ def _comparable(cfg: BuildConfig) -> dict:
     "The config fields that change the data (not workers, timeouts or where it is written), with the format version."
     d = asdict(cfg)
     for k in ('workers', 'timeout'): d.pop(k)
-    for k in ('min_staves', 'collections', 'chord_parts'):   # added after format 2: at their defaults, older builds stay valid
+    for k in ('min_staves', 'collections', 'chord_parts', 'bars_per_system'):   # added after format 2: at their defaults, older builds stay valid
         if d[k] == getattr(BuildConfig, k): d.pop(k)
     if 'collections' in d: d['collections'] = list(d['collections'])   # as the report's JSON holds it
     return {**d, 'format_version': DATA_FORMAT_VERSION}

@@ -34,6 +34,11 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     'batch_4': dict(batch_size=4, effective_batch=4),        # smaller still
     'batch_8_warmup_1pct': dict(batch_size=8, effective_batch=8, warmup=0.01),   # the two that paid, together
     'height_48': dict(height=48),                            # 25% fewer pixels per strip (64 px is the preset's)
+    'ctc_0.3': dict(ctc_weight=0.3),                         # joint CTC + attention loss on the shared encoder
+    'batch_8_ctc_0.3': dict(batch_size=8, effective_batch=8, ctc_weight=0.3),
+    'compile': dict(compile=True),                           # torch.compile of the forward (its compile time counts)
+    'short_2bar': dict(dataset='omr-synth-cpu-short'),       # two-bar strips (data recipe cpu-short): a smaller task
+    'short_2bar_batch_8_h48': dict(dataset='omr-synth-cpu-short', batch_size=8, effective_batch=8, height=48),
 }
 
 def lever_dir(): return results_dir('levers-cpu')
@@ -57,7 +62,7 @@ def run_levers(names=None, progress: bool = True) -> list[dict]:
 def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT, window: int = 5) -> dict:
     "The first logged step (and its seconds) where the mean loss of the last `window` logged steps is below `threshold`."
     for k in range(window - 1, len(log)):   # one step's loss is noisy (more so at small batches): average a few log lines
-        if sum(r['loss'] for r in log[k - window + 1:k + 1]) / window < threshold:
+        if sum(r.get('ce_loss', r['loss']) for r in log[k - window + 1:k + 1]) / window < threshold:   # a joint loss logs its CE
             return {'exit_step': log[k]['step'], 'exit_s': round(log[k]['elapsed_s'], 1)}
     return {'exit_step': None, 'exit_s': None}
 

@@ -8,6 +8,7 @@ Docs: https://omr-blog.github.io/omr_blog/metrics.html.md"""
 # %% ../nbs/03d_metrics.ipynb #7e41b20c
 from __future__ import annotations
 import re
+import numpy as np
 from rapidfuzz.distance import Levenshtein
 from .corpus import ConversionError, abc_to_musicxml
 from .workers import isolated_map
@@ -15,7 +16,7 @@ from .workers import isolated_map
 # %% auto #0
 __all__ = ['ABC_SYMBOL', 'edit_distance', 'error_rate', 'symbol_error_rate', 'character_error_rate', 'exact_match', 'abc_symbols',
            'music_symbol_error_rate', 'line_error_rate', 'abc_problems', 'abc_validity', 'omr_ned', 'omr_ned_many',
-           'score_predictions', 'distinct_share']
+           'score_predictions', 'distinct_share', 'piece_of', 'bootstrap_ser', 'paired_ser_difference']
 
 # %% ../nbs/03d_metrics.ipynb #ef7e5a4b
 def edit_distance(a, b) -> int:
@@ -115,3 +116,35 @@ def score_predictions(pred_texts, ref_texts, pred_ids=None, ref_ids=None, proble
 def distinct_share(preds: list[dict]) -> float | None:
     "Distinct predictions / predictions: near 0 means the model writes the same text whatever the image."
     return len({p['prediction'] for p in preds}) / len(preds) if preds else None
+
+# %% ../nbs/03d_metrics.ipynb #a6afa446
+def piece_of(filename: str) -> str: return filename.rsplit('/system-', 1)[0]   # 'collection/piece#k/system-03' -> its piece
+
+def _edits_and_lengths(preds: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    "Per piece, in order of first appearance: music-symbol edits and reference symbols (`music_ser` x `ref_symbols` summed)."
+    pieces = {p: i for i, p in enumerate(dict.fromkeys(piece_of(q['filename']) for q in preds))}
+    g = np.array([pieces[piece_of(q['filename'])] for q in preds])
+    n = np.array([q['ref_symbols'] for q in preds], dtype=float)
+    e = np.array([q['music_ser'] for q in preds], dtype=float) * n
+    return np.bincount(g, e, len(pieces)), np.bincount(g, n, len(pieces))
+
+def _resamples(n_items: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n_items, size=(n_boot, n_items))   # (n_boot, n_items) piece indices
+
+def bootstrap_ser(preds: list[dict], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    "Corpus music SER of a prediction file and its percentile bootstrap interval, drawing whole pieces."
+    e, n = _edits_and_lengths(preds)
+    idx = _resamples(len(e), n_boot, seed)
+    ser = e[idx].sum(1) / n[idx].sum(1)                                            # (n_boot,)
+    lo, hi = np.quantile(ser, [(1 - level) / 2, (1 + level) / 2])
+    return {'music_ser': float(e.sum() / n.sum()), 'lo': float(lo), 'hi': float(hi)}
+
+def paired_ser_difference(preds_a: list[dict], preds_b: list[dict], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    "SER(a) - SER(b) on the same test strips, with its paired bootstrap interval; `supported`: the interval excludes 0."
+    if [p['filename'] for p in preds_a] != [p['filename'] for p in preds_b]:
+        raise ValueError('the two prediction files are not of the same strips in the same order')
+    (ea, n), (eb, _) = _edits_and_lengths(preds_a), _edits_and_lengths(preds_b)
+    idx = _resamples(len(n), n_boot, seed)                                          # the same draws for both models
+    diff = (ea[idx].sum(1) - eb[idx].sum(1)) / n[idx].sum(1)
+    lo, hi = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
+    return {'difference': float((ea.sum() - eb.sum()) / n.sum()), 'lo': float(lo), 'hi': float(hi), 'supported': bool(lo > 0 or hi < 0)}

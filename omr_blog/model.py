@@ -18,7 +18,7 @@ from .backbones import VisionBackbone, count_params, get_spec
 
 # %% auto #0
 __all__ = ['DecoderConfig', 'ModelConfig', 'append_kv', 'Attention', 'SwiGLU', 'DecoderLayer', 'Decoder',
-           'positional_encoding_2d', 'lm_loss', 'MusicTrOCR']
+           'positional_encoding_2d', 'column_frames', 'lm_loss', 'MusicTrOCR']
 
 # %% ../nbs/02b_model.ipynb #a9bc32fd
 @dataclass
@@ -44,6 +44,8 @@ class ModelConfig:
     backbone_size: str = 'full'      # 'full' (the checkpoint's architecture) or 'tiny' (CPU presets)
     pretrained: bool | str = False   # True: the hub checkpoint; a path: a local save_pretrained folder
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    ctc_head: bool = False           # a CTC classifier on the image tokens too (joint CTC + attention training)
+
 
 # %% ../nbs/02b_model.ipynb #c9e63bbb
 def append_kv(cache: dict, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,6 +156,14 @@ def positional_encoding_2d(h: int, w: int, dim: int, device=None) -> torch.Tenso
     rows, cols = enc(h, half), enc(w, dim - half)                    # (h, half), (w, dim-half)
     return torch.cat([rows[:, None].expand(h, w, half), cols[None].expand(h, w, dim - half)], -1).reshape(h * w, dim)
 
+# %% ../nbs/02b_model.ipynb #ab1e441b
+def column_frames(x: torch.Tensor, mask: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "Image tokens (B, h*w, d) row by row -> frames (B, w*h, d) column by column, as music reads, and real frames per item (B,)."
+    B = x.shape[0]
+    frames = x.view(B, h, w, -1).transpose(1, 2).reshape(B, w * h, -1)
+    return frames, mask.view(B, h, w).any(1).sum(1) * h    # padding columns come last: a count is enough
+
+
 # %% ../nbs/02b_model.ipynb #bf352a70
 def lm_loss(logits, ids, pad_id: int):
     "Mean cross-entropy of logits (B, T-1, V) against ids[:, 1:], ignoring padding."
@@ -170,22 +180,28 @@ class MusicTrOCR(nn.Module):
         self.proj = nn.Linear(self.backbone.out_dim, d)        # bridges backbone width -> decoder width
         self.use_pos2d = get_spec(cfg.backbone).family in ('cnn', 'hybrid')
         self.decoder = Decoder(cfg.decoder)
+        # joint training: a linear CTC classifier reads the same image tokens column by column, so the encoder must put
+        # each symbol where it is on the strip; the decoder alone has to discover that alignment through cross-attention
+        self.ctc_head = nn.Linear(d, cfg.decoder.vocab_size) if cfg.ctc_head else None
 
-    def encode(self, images, pixel_mask=None):
-        "Image tokens (B, N, d_model) and their mask (B, N)."
+    def encode(self, images, pixel_mask=None, grid: bool = False):
+        "Image tokens (B, N, d_model) and their mask (B, N); with `grid`, also the feature map's (h, w)."
         feats, mask, (h, w) = self.backbone(images, pixel_mask)
         mem = self.proj(feats)
         if self.use_pos2d: mem = mem + positional_encoding_2d(h, w, mem.shape[-1], mem.device).to(mem.dtype)
-        return mem, mask
+        return (mem, mask, (h, w)) if grid else (mem, mask)
 
-    def forward(self, images, pixel_mask, ids, mix=None):
+    def forward(self, images, pixel_mask, ids, mix=None, ctc: bool = False):
         """Teacher forcing: logits (B, T-1, V) for predicting ids[:, 1:] from ids[:, :-1]. With `mix(decoder, inputs, logits)`
-        -> embeddings (scheduled sampling, `exposure`), a second pass reads inputs mixed with the first pass's predictions."""
-        mem, mask = self.encode(images, pixel_mask)
+        -> embeddings (scheduled sampling, `exposure`), a second pass reads inputs mixed with the first pass's predictions.
+        With `ctc` (a model with a CTC head): (logits, (CTC log-probabilities (B, T, V), frame counts (B,)))."""
+        mem, mask, grid = self.encode(images, pixel_mask, grid=True)
         logits = self.decoder(ids[:, :-1], mem, mask)                      # (B, T-1, V)
-        if mix is None: return logits
         # one forward for DistributedDataParallel: both passes share the image tokens; gradients flow through `mix`
-        return self.decoder(ids[:, :-1], mem, mask, embeds=mix(self.decoder, ids[:, :-1], logits))
+        if mix is not None: logits = self.decoder(ids[:, :-1], mem, mask, embeds=mix(self.decoder, ids[:, :-1], logits))
+        if not ctc: return logits
+        frames, lengths = column_frames(mem, mask, *grid)
+        return logits, (self.ctc_head(frames).float().log_softmax(-1), lengths)
 
     def loss(self, images, pixel_mask, ids):
         "Mean cross-entropy over real (non-pad) target tokens."

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .checkpoints import build_model, load_checkpoint, load_weights, save_checkpoint, set_rng_state
+from .ctc import ctc_loss
 from .config import TrainConfig, lr_at, resolve_precision, same_config
 from .core import OmrBlogError, provenance, runs_dir, write_json
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
@@ -185,12 +186,20 @@ def load_teacher(cfg: TrainConfig, tok: AbcTokenizer, device):
     if tcfg.height != cfg.height: raise OmrBlogError(f'{cfg.distill_from}: the teacher reads {tcfg.height} px strips, the student {cfg.height} px')
     return freeze(teacher).eval()
 
-def batch_loss(net, b: dict, pad_id: int, mix=None, teacher=None, alpha: float = 0.5, temperature: float = 2.0):
-    "Teacher-forced loss of a batch: cross-entropy on the labels, mixed with the teacher's distribution when there is one."
-    logits = net(b['images'], b['pixel_mask'], b['ids'], mix=mix)
-    if teacher is None: return lm_loss(logits, b['ids'], pad_id)
-    with torch.no_grad(): t_logits = teacher(b['images'], b['pixel_mask'], b['ids'])
-    return distillation_loss(logits, t_logits, b['ids'], pad_id, alpha, temperature)
+def batch_loss(net, b: dict, tok: AbcTokenizer, mix=None, teacher=None, alpha: float = 0.5, temperature: float = 2.0,
+               ctc_weight: float = 0.0):
+    """Teacher-forced loss of a batch: cross-entropy on the labels, mixed with the teacher's distribution when there is one,
+    and with the CTC loss of the image tokens when `ctc_weight` > 0 (joint CTC + attention). Returns (loss, the terms of a
+    joint loss as floats, for the log: its total does not compare with a plain run's)."""
+    out = net(b['images'], b['pixel_mask'], b['ids'], mix=mix, ctc=ctc_weight > 0)
+    logits, ctc_out = out if ctc_weight > 0 else (out, None)
+    if teacher is None: loss = lm_loss(logits, b['ids'], tok.pad_id)
+    else:
+        with torch.no_grad(): t_logits = teacher(b['images'], b['pixel_mask'], b['ids'])
+        loss = distillation_loss(logits, t_logits, b['ids'], tok.pad_id, alpha, temperature)
+    if ctc_out is None: return loss, {}
+    ctc = ctc_loss(*ctc_out, b['ids'], (tok.bos_id, tok.eos_id, tok.pad_id), blank=tok.pad_id)   # the padding id never occurs in a label
+    return (1 - ctc_weight) * loss + ctc_weight * ctc, {'ce_loss': loss.item(), 'ctc_loss': ctc.item()}
 
 def optimizer_step(model, opt, scaler, grad_clip: float) -> torch.Tensor:
     "Unscale (fp16), clip the gradient norm, step; returns the norm before clipping."
@@ -216,6 +225,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
         net = DDP(model, device_ids=[local_rank] if device.type == 'cuda' else None)
+    if cfg.compile: net = torch.compile(net, dynamic=True)   # the weights stay `model`'s: checkpoints and evaluation use it
     accumulation = max(1, cfg.effective_batch // (cfg.batch_size * world))
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
     train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.max_len)
@@ -246,14 +256,16 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
             p_mix, tau = mixing_schedule(done_share, cfg.scheduled_sampling, cfg.ss_start, cfg.ss_tau_start, cfg.ss_tau_end)
             mix = gumbel_mixer(p_mix, tau, cfg.ss_straight_through, tok.pad_id) if p_mix > 0 else None   # None: one pass
             opt.zero_grad(set_to_none=True)
-            loss_sum = 0.0
+            loss_sum, terms = 0.0, {}
             for _ in range(accumulation):
                 b = to_device(next(batches), device)
                 with mixed_precision(device, amp):
-                    loss = batch_loss(net, b, tok.pad_id, mix, teacher, cfg.distill_alpha, cfg.distill_temperature) / accumulation
+                    loss, parts = batch_loss(net, b, tok, mix, teacher, cfg.distill_alpha, cfg.distill_temperature, cfg.ctc_weight)
+                    loss = loss / accumulation
                 if not torch.isfinite(loss): raise FloatingPointError(f'loss is {loss.item()} at step {step}')
                 (scaler.scale(loss) if scaler else loss).backward()
                 loss_sum += loss.item()
+                for k, v in parts.items(): terms[k] = terms.get(k, 0.0) + v / accumulation
                 seen_samples += b['ids'].shape[0] * world; seen_tokens += int((b['ids'] != tok.pad_id).sum()) * world
             gnorm = optimizer_step(model, opt, scaler, cfg.grad_clip)
             step += 1; bar.update(1)
@@ -261,7 +273,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 rec = {'step': step, 'loss': loss_sum, 'lr': lr_at(step - 1, cfg), 'grad_norm': float(gnorm), 'epoch': batches.epoch,
                        'samples_per_s': seen_samples / now, 'tokens_per_s': seen_tokens / now, 'elapsed_s': now,
-                       'peak_memory_mb': peak_memory_mb(device), **({'mix_prob': p_mix, 'tau': tau} if cfg.scheduled_sampling else {})}
+                       'peak_memory_mb': peak_memory_mb(device), **terms, **({'mix_prob': p_mix, 'tau': tau} if cfg.scheduled_sampling else {})}
                 log(rec, step); bar.set_postfix(loss=f'{loss_sum:.3f}', sps=f'{rec["samples_per_s"]:.1f}')
             if main_proc and (step % cfg.ckpt_every == 0 or step == cfg.max_steps): save_checkpoint(ckpt, model, opt, scaler, state(), cfg, tok)
             if stop_after and step >= stop_after: break

@@ -5,8 +5,10 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 APT_PACKAGES := abcm2ps chromium
-# the data recipe of `omr-blog data --recipe`: cpu, tiny, pages, chords (PRESET=..., its old name, still works)
-RECIPE ?= $(or $(PRESET),cpu)
+# the data recipe of `make data` and `make blog`: cpu-short (the sweep's two-bar strips), cpu, tiny, pages, chords
+# (PRESET=..., its old name, still works). The studies name the recipe their preset reads.
+RECIPE ?= $(or $(PRESET),cpu-short)
+SWEEP_PRESET := cpu-short
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
@@ -44,7 +46,7 @@ data: setup
 SECTIONS := $(shell grep -l '"parameters"' nbs/0[1-7]*.ipynb) nbs/index.ipynb
 blog: setup
 	.venv/bin/omr-blog data --recipe $(RECIPE)
-	.venv/bin/omr-blog sweep --preset cpu-tiny
+	.venv/bin/omr-blog sweep --preset $(SWEEP_PRESET)
 	@mkdir -p runs/blog
 	@for nb in $(SECTIONS); do \
 	  echo "executing $$nb"; \
@@ -54,30 +56,32 @@ blog: setup
 	@echo "the post: _site/index.html (executed notebooks in runs/blog/)"
 
 # The shipped checkpoint of `omr-blog transcribe` (about 45 minutes on 2 cores; not part of make blog).
-default-checkpoint: data
+default-checkpoint: setup
+	.venv/bin/omr-blog data --recipe cpu
 	.venv/bin/omr-blog train --preset cpu-long --backbone resnet50
 	for s in test test_abcm2ps val; do .venv/bin/omr-blog eval --checkpoint runs/cpu-long/resnet50/checkpoint --split $$s --quiet; done
 	.venv/bin/python -c "from omr_blog.transcribe import export_checkpoint; print(export_checkpoint('runs/cpu-long/resnet50'))"
 
 # Section 5 and 6's experiments (CPU scale, about 40 minutes on 2 cores; needs the cpu-tiny sweep of make blog).
 efficiency: setup
-	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe cpu --quiet >/dev/null
 	.venv/bin/omr-blog sweep --preset cpu-tiny --quiet
 	.venv/bin/omr-blog efficiency
 
 # The runs behind "Beyond teacher forcing" (scheduled sampling, GRPO; about 15 minutes on 2 cores) and Section 2's
 # CTC lesson (about 3 minutes). CPU scale, not part of make blog; the pages read their committed records.
 exposure: setup
-	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe cpu --quiet >/dev/null
 	.venv/bin/omr-blog exposure
 
-# Which lever gets a tiny model off the loss plateau sooner (nine 4-minute runs of ResNet-50; not part of make blog).
+# Which lever gets a tiny model off the loss plateau sooner (4-minute runs of ResNet-50, one per lever; not part of make blog).
 levers: setup
-	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe cpu --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe cpu-short --quiet >/dev/null
 	.venv/bin/omr-blog levers
 
 ctc: setup
-	.venv/bin/omr-blog data --recipe $(RECIPE) --quiet >/dev/null
+	.venv/bin/omr-blog data --recipe cpu --quiet >/dev/null
 	.venv/bin/omr-blog ctc
 	.venv/bin/omr-blog ctc --chords
 

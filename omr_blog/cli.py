@@ -151,15 +151,15 @@ def add_sweep(sub):
     w = sub.add_parser('sweep', help='run the training notebook once per backbone (papermill) and summarise',
                        description='Execute nbs/experiments/train_backbone.ipynb for each backbone into runs/<preset>/<backbone>/, '
                                    'skip finished runs, record failures and go on; write results/<preset>/summary.json.')
-    w.add_argument('--preset', default='cpu-tiny', choices=PRESET_CHOICES, metavar='PRESET', help='configs/presets/<name>.yaml (default cpu-tiny)')
+    w.add_argument('--preset', choices=PRESET_CHOICES, metavar='PRESET', help="configs/presets/<name>.yaml (default: make blog's, cpu-short)")
     w.add_argument('--backbones', nargs='*', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default: all seven')
     _add_set(w, 'max_steps=50 (every run)')
     _add_quiet(w)
     w.set_defaults(func=_cmd_sweep)
 
 def _cmd_sweep(a):
-    from omr_blog.sweep import sweep
-    for r in sweep(a.preset, a.backbones, _parse_sets(a.set), progress=not a.quiet):
+    from omr_blog.sweep import SWEEP_PRESET, sweep
+    for r in sweep(a.preset or SWEEP_PRESET, a.backbones, _parse_sets(a.set), progress=not a.quiet):
         ser = r.get('test_music_ser')
         print(f"{r['backbone']:16s} {r['status']:7s} test music SER {'missing' if ser is None else f'{ser:.3f}'}  "
               f"{(r.get('train_seconds') or 0):6.0f} s  {(r.get('samples_per_s') or 0):6.1f} samples/s")
@@ -319,7 +319,8 @@ def add_fit(sub):
 
 def _cmd_fit(a):
     from omr_blog.memory import fit_advice, sweep_ranking
-    adv = fit_advice(a.vram, a.preset, a.backbone, ranking=sweep_ranking('cpu-tiny'), precision=a.precision, **_parse_sets(a.set))
+    from omr_blog.sweep import SWEEP_PRESET
+    adv = fit_advice(a.vram, a.preset, a.backbone, ranking=sweep_ranking(SWEEP_PRESET), precision=a.precision, **_parse_sets(a.set))
     if a.json: print(json.dumps(adv, indent=2)); return
     print(f"{adv['budget_gib']:.1f} GiB, preset {adv['preset']}, {a.precision} (estimates; 10% headroom + 1 GiB for the CUDA context)")
     print(f"{'backbone':16s} {'mode':7s} {'micro-batch':>11s} {'accum.':>7s} {'est. GiB':>9s} {'batch-1 GiB':>12s}")
@@ -327,7 +328,7 @@ def _cmd_fit(a):
         print(f"{r['backbone']:16s} {r['mode']:7s} {r['batch'] or '-':>11} {r['accumulation'] or '-':>7} {r['estimate_gib'] or '-':>9} {r['batch1_gib']:>12}")
     best = adv['best']
     if best: print(f"advice: {best['backbone']} with {best['mode']} fine-tuning, micro-batch {best['batch']} x {best['accumulation']} "
-                   f"accumulation (backbones ranked by the cpu-tiny sweep's validation loss: CPU-scale evidence)")
+                   f"accumulation (backbones ranked by the {SWEEP_PRESET} sweep's validation loss: CPU-scale evidence)")
     else: raise OmrBlogError(f'nothing fits in {a.vram}: lower --set height=..., max_width=... or decoder.max_len=...')
 
 # %% ../nbs/99_cli.ipynb #06bd427f

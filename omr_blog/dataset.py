@@ -53,7 +53,9 @@ class BuildConfig:
 RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are configs/presets/*.yaml
     'cpu': BuildConfig(),
     'tiny': BuildConfig(name='omr-synth-tiny', train=400, val=60, test=60, shard_pieces=40),
-    'cpu-short': BuildConfig(name='omr-synth-cpu-short', bars_per_system=2, train=12_000),   # two-bar strips: the CPU sweep's task
+    # the CPU sweep's task: two-bar strips, at most 4 per piece (more pieces: more variety, and test strips that
+    # are closer to independent evidence)
+    'cpu-short': BuildConfig(name='omr-synth-cpu-short', bars_per_system=2, max_systems_per_piece=4, train=12_000),
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
                          max_staves=99, max_systems_per_piece=10**9),
     # Section 2's CTC lesson: chorales and masses reduced to two-part chords on one staff (no abcm2ps split)

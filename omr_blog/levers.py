@@ -36,7 +36,6 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     'height_48': dict(height=48),                            # 25% fewer pixels per strip (64 px is the preset's)
     'ctc_0.3': dict(ctc_weight=0.3),                         # joint CTC + attention loss on the shared encoder
     'batch_8_ctc_0.3': dict(batch_size=8, effective_batch=8, ctc_weight=0.3),
-    'compile': dict(compile=True),                           # torch.compile of the forward (its compile time counts)
     'short_2bar': dict(dataset='omr-synth-cpu-short'),       # two-bar strips (data recipe cpu-short): a smaller task
     'short_2bar_batch_8_h48': dict(dataset='omr-synth-cpu-short', batch_size=8, effective_batch=8, height=48),
 }

@@ -22,6 +22,7 @@ from .core import OmrBlogError, provenance, results_dir, write_json
 from .finetune import has_linear_layers, prepare_finetune
 from .model import ModelConfig, MusicTrOCR, lm_loss
 from .results import results_table
+from .sweep import SWEEP_PRESET
 
 # %% auto #0
 __all__ = ['HALF', 'MEASURE_ENV', 'MODE_ORDER', 'BATCHES', 'VALIDATION_PRESET', 'saved_activation_bytes', 'MemoryEstimate',
@@ -210,7 +211,7 @@ def fit_rows(budget_bytes: float, preset: str = 'gpu-full', backbones=None, head
                          'batch1_gib': round(at(1).total / 2**30, 2), 'trainable_params': at(1).trainable})
     return rows
 
-def sweep_ranking(preset: str = 'cpu-tiny', key: str = 'val_loss') -> list[str]:
+def sweep_ranking(preset: str = SWEEP_PRESET, key: str = 'val_loss') -> list[str]:
     "Backbones ordered by a measured metric of a sweep (lower is better); backbones without it are left out."
     rows = [r for r in results_table(preset) if r.get(key) is not None]
     return [r['backbone'] for r in sorted(rows, key=lambda r: r[key])]

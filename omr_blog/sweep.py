@@ -17,10 +17,11 @@ from .core import OmrBlogError, atomic_path, project_root, provenance, results_d
 from .train import flat_record, is_done
 
 # %% auto #0
-__all__ = ['TRAIN_NOTEBOOK', 'run_backbone', 'summarize', 'commit_run_record', 'sweep']
+__all__ = ['TRAIN_NOTEBOOK', 'SWEEP_PRESET', 'run_backbone', 'summarize', 'commit_run_record', 'sweep']
 
 # %% ../nbs/03h_sweep.ipynb #4c6be687
 TRAIN_NOTEBOOK = 'nbs/experiments/train_backbone.ipynb'
+SWEEP_PRESET = 'cpu-short'   # the preset of make blog's sweep: the records Sections 3, 4, 6 and 7 read
 
 def run_backbone(backbone: str, preset: str, overrides: dict | None = None, progress: bool = True) -> dict:
     "Execute the training notebook for one backbone with papermill; returns its result (or a failure record)."
@@ -60,7 +61,7 @@ def commit_run_record(result: dict, run: Path, dest: Path, name: str | None = No
         if src.exists():
             with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
 
-def sweep(preset: str = 'cpu-tiny', backbones=None, overrides: dict | None = None, dest: str | Path | None = None,
+def sweep(preset: str = SWEEP_PRESET, backbones=None, overrides: dict | None = None, dest: str | Path | None = None,
           progress: bool = True) -> list[dict]:
     "Run every backbone of the preset (skipping finished runs) and write the summary under results/<preset>/."
     started = provenance()

@@ -282,7 +282,8 @@ def add_exposure(sub):
 def add_levers(sub):
     _add_plan(sub, 'levers', 'one backbone, one change per run, the same time each: which lever gets it off the plateau sooner',
               'Train ResNet-50 with the cpu-tiny recipe on the cpu-long schedule for 240 s per run, changing one thing per run '
-              '(learning rate, batch, warmup, precision, image height); commit the records under results/levers-cpu/.',
+              '(learning rate, batch, warmup, precision, image height, a joint CTC loss, torch.compile, two-bar strips); '
+              'commit the records under results/levers-cpu/.',
               'levers', 'LEVERS', 'run_levers', 'results/levers-cpu/')
 
 # %% ../nbs/99_cli.ipynb #9c45d426

@@ -60,6 +60,8 @@ class TrainConfig:
     omr_ned_samples: int = 50          # of the evaluated items, how many also get musicdiff's OMR-NED (slow, ~50 ms each)
     ckpt_every: int = 100              # optimizer steps between checkpoints
     log_every: int = 10
+    eval_every: int = 0                # > 0: also decode the val split every N steps (a multiple of log_every) and log its
+                                       # music SER: a learning curve in errors, not only in loss (its time is off the clock)
     num_workers: int = 0               # data-loader processes (0: deterministic and cheapest on 2 cores)
     compile: bool = False              # torch.compile the forward (dynamic shapes: strip widths vary); pays only if compiling does
     wandb: bool = True                 # Weights & Biases, offline unless the user logged in

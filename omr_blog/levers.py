@@ -1,6 +1,7 @@
-"""`omr-blog levers` trains one backbone under the sweep's recipe with one thing changed per run (learning rate,
-batch, warmup, precision, image height), each for the same wall-clock budget, and commits the records under
-`results/levers-cpu/`: how soon each leaves the "average tune" plateau, and where it ends.
+"""`omr-blog levers` trains one backbone under one recipe with one thing changed per run (learning rate, batch,
+warmup, precision, image height, a joint CTC loss, `torch.compile`, shorter strips), each for the same wall-clock
+budget, and commits the records under `results/levers-cpu/`: how soon each leaves the "average tune" plateau, and
+where it ends. The sweep's recipe (`cpu-short`) is what paid here.
 
 Docs: https://omr-blog.github.io/omr_blog/levers.html.md"""
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 
 from .core import OmrBlogError, read_jsonl, results_dir, runs_dir
-from .metrics import distinct_share
+from .metrics import bootstrap_ser, distinct_share, paired_ser_difference
 from .sweep import commit_run_record, run_backbone
 from .train import flat_record
 
@@ -36,8 +37,11 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     'height_48': dict(height=48),                            # 25% fewer pixels per strip (64 px is the preset's)
     'ctc_0.3': dict(ctc_weight=0.3),                         # joint CTC + attention loss on the shared encoder
     'batch_8_ctc_0.3': dict(batch_size=8, effective_batch=8, ctc_weight=0.3),
+    'compile': dict(compile=True),                           # torch.compile of the forward (its compile time counts)
     'short_2bar': dict(dataset='omr-synth-cpu-short'),       # two-bar strips (data recipe cpu-short): a smaller task
     'short_2bar_batch_8_h48': dict(dataset='omr-synth-cpu-short', batch_size=8, effective_batch=8, height=48),
+    # not a lever: the sweep's own recipe run three times longer, its val music SER logged every 500 steps (the curve)
+    'cpu_short_6000_steps': dict(preset='cpu-short', max_steps=6000, time_budget_s=1800, eval_every=500),
 }
 
 def lever_dir(): return results_dir('levers-cpu')
@@ -51,7 +55,9 @@ def run_levers(names=None, progress: bool = True) -> list[dict]:
     for name in names:
         run = runs_dir()/'levers-cpu'/name
         if progress: print(f'== levers / {name}', flush=True)
-        r = run_backbone(LEVER_BACKBONE, LEVER_PRESET, {**LEVER_BUDGET, **LEVERS[name], 'out_dir': str(run)}, progress)
+        change = dict(LEVERS[name])
+        preset = change.pop('preset', LEVER_PRESET)   # a run may start from another preset (the curve: the sweep's)
+        r = run_backbone(LEVER_BACKBONE, preset, {**LEVER_BUDGET, **change, 'out_dir': str(run)}, progress)
         r = {**r, 'run_name': name}
         commit_run_record(r, run, lever_dir(), name=name)
         out.append(r)
@@ -66,14 +72,18 @@ def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT, window: int =
     return {'exit_step': None, 'exit_s': None}
 
 def lever_table() -> list[dict]:
-    "One row per lever run (a run never recorded is 'missing')."
-    rows = []
+    "One row per lever run (a run never recorded is 'missing'), with its SER interval and its paired difference to the baseline."
+    rows, base = [], read_jsonl(lever_dir()/'predictions'/'baseline-test.jsonl')
     for name, change in LEVERS.items():
         f = lever_dir()/f'{name}.json'
         if not f.exists(): rows.append({'run': name, 'change': change, 'status': 'missing'}); continue
         r = json.loads(f.read_text())
         preds = read_jsonl(lever_dir()/'predictions'/f'{name}-test.jsonl')
+        ci = bootstrap_ser(preds) if preds else {}
+        same_strips = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in base]
+        diff = paired_ser_difference(preds, base) if same_strips and name != 'baseline' else {}
         rows.append({'run': name, 'change': change, **flat_record(r), **plateau_exit(read_jsonl(lever_dir()/'logs'/f'{name}.jsonl')),
                      'samples': round(r['samples_per_s'] * r['train_seconds']) if r.get('samples_per_s') and r.get('train_seconds') else None,
-                     'distinct': distinct_share(preds)})
+                     'test_music_ser_lo': ci.get('lo'), 'test_music_ser_hi': ci.get('hi'), 'distinct': distinct_share(preds),
+                     'vs_baseline': diff.get('difference'), 'vs_baseline_supported': diff.get('supported')})
     return rows

@@ -13,11 +13,12 @@ from collections import Counter
 
 from .backbones import BACKBONES, get_spec
 from .core import read_json, read_jsonl, results_dir
-from .metrics import abc_symbols
+from .metrics import abc_symbols, bootstrap_ser, distinct_share, paired_ser_difference
 from .train import flat_record
 
 # %% auto #0
-__all__ = ['load_runs', 'results_table', 'load_curve', 'load_predictions', 'gpu_result_dirs', 'failure_groups', 'group_error']
+__all__ = ['load_runs', 'results_table', 'paired_differences', 'load_curve', 'load_predictions', 'gpu_result_dirs',
+           'failure_groups', 'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
 def load_runs(preset: str) -> dict[str, dict]:
@@ -33,8 +34,18 @@ def results_table(preset: str) -> list[dict]:
         row['status'] = r.get('status', 'missing')
         row.update(params_m=row['total_params'] / 1e6 if row['total_params'] else None,
                    encoder_params_m=row['encoder_params'] / 1e6 if row['encoder_params'] else None)
+        preds = load_predictions(preset, name) if r else []
+        ci = bootstrap_ser(preds) if preds else {}
+        row.update(test_music_ser_lo=ci.get('lo'), test_music_ser_hi=ci.get('hi'), distinct=distinct_share(preds))
         rows.append(row)
     return rows
+
+def paired_differences(preset: str) -> list[dict]:
+    "Every pair of backbones tested on the same strips: SER(a) - SER(b), its paired bootstrap interval, and whether it excludes 0."
+    preds = {n: p for n in BACKBONES if (p := load_predictions(preset, n))}
+    names = list(preds)
+    return [{'a': a, 'b': b, **paired_ser_difference(preds[a], preds[b])} for i, a in enumerate(names) for b in names[i + 1:]
+            if [p['filename'] for p in preds[a]] == [p['filename'] for p in preds[b]]]
 
 def load_curve(preset: str, backbone: str) -> list[dict]: return read_jsonl(results_dir(preset)/'logs'/f'{backbone}.jsonl')
 def load_predictions(preset: str, backbone: str) -> list[dict]:

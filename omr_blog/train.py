@@ -21,7 +21,7 @@ from .ctc import ctc_loss
 from .config import TrainConfig, lr_at, resolve_precision, same_config
 from .core import OmrBlogError, provenance, runs_dir, write_json
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
-from .evaluation import evaluate_run
+from .evaluation import evaluate_run, evaluate_split
 from .finetune import distillation_loss, freeze, trainable_params
 from .model import lm_loss
 from .scheduled_sampling import gumbel_mixer, mixing_schedule
@@ -30,7 +30,8 @@ from .tokenizer import AbcTokenizer, train_dataset_tokenizer
 # %% auto #0
 __all__ = ['SPLIT_METRICS', 'SPLIT_PREFIX', 'seed_everything', 'load_training_data', 'to_device', 'adamw', 'set_lr',
            'mixed_precision', 'precision_name', 'BatchStream', 'RunLog', 'wandb_run', 'peak_memory_mb', 'run_record',
-           'flat_record', 'is_done', 'dist_setup', 'restore', 'load_teacher', 'batch_loss', 'optimizer_step', 'train']
+           'flat_record', 'is_done', 'dist_setup', 'restore', 'load_teacher', 'batch_loss', 'optimizer_step',
+           'val_curve_point', 'train']
 
 # %% ../nbs/03g_train.ipynb #04789cd1
 def seed_everything(seed: int):
@@ -208,6 +209,14 @@ def optimizer_step(model, opt, scaler, grad_clip: float) -> torch.Tensor:
     (scaler.step(opt), scaler.update()) if scaler else opt.step()
     return gnorm
 
+def val_curve_point(model, val, tok: AbcTokenizer, spec: ImageSpec, cfg: TrainConfig, device, amp) -> dict:
+    "Greedy-decode the val split (`eval_samples` items) mid-run: its music SER and runaway share, a point of the learning curve."
+    model.eval()
+    with torch.no_grad():
+        m = evaluate_split(model, val, tok, spec, cfg.eval_samples, cfg.eval_batch_size, device, amp, cfg.eval_max_new_tokens)
+    model.train()
+    return {'val_music_ser': m['music_ser'], 'val_runaway': m['runaway']}
+
 # %% ../nbs/03g_train.ipynb #13b4fc93
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_after: int | None = None) -> dict:
     "Train (or resume) one run; writes runs/<preset>/<backbone>/{checkpoint, log.jsonl, result.json}; returns the record."
@@ -271,6 +280,11 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
             step += 1; bar.update(1)
             now = time.perf_counter() - t_start
             if step % cfg.log_every == 0 or step == cfg.max_steps:
+                if cfg.eval_every and step % cfg.eval_every == 0 and main_proc:
+                    t_eval = time.perf_counter()
+                    terms.update(val_curve_point(model, data['val'], tok, spec, cfg, device, amp))
+                    t_start += time.perf_counter() - t_eval   # evaluation is not training: off the clock and the budget
+                    now = time.perf_counter() - t_start
                 rec = {'step': step, 'loss': loss_sum, 'lr': lr_at(step - 1, cfg), 'grad_norm': float(gnorm), 'epoch': batches.epoch,
                        'samples_per_s': seen_samples / now, 'tokens_per_s': seen_tokens / now, 'elapsed_s': now,
                        'peak_memory_mb': peak_memory_mb(device), **terms, **({'mix_prob': p_mix, 'tau': tau} if cfg.scheduled_sampling else {})}

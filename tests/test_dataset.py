@@ -77,3 +77,19 @@ def test_new_build_fields_at_defaults_keep_older_builds_valid_and_the_chord_pres
     assert chords['chord_parts'] == 2 and chords['collections'] == ['bach/', 'palestrina/']
     refs = [r for split in select_pieces(RECIPES['chords']).values() for r in split]
     assert refs and all(r.piece_id.startswith(('bach/', 'palestrina/')) and 4 <= r.staves_hint <= 6 for r in refs)
+
+def test_two_bar_recipe_cuts_every_system_into_two_bars_and_labels_match_images():
+    "cpu-short's strips hold two bars (plus a pickup at most); as many labels as engraved strips; the field keeps old builds valid."
+    import io
+    from PIL import Image
+    from omr_blog.dataset import _comparable, piece_records, select_pieces
+    assert 'bars_per_system' not in _comparable(RECIPES['cpu']) and _comparable(RECIPES['cpu-short'])['bars_per_system'] == 2
+    short, five = RECIPES['cpu-short'], replace(RECIPES['cpu-short'], bars_per_system=5, max_systems_per_piece=99)
+    ref = next(r for r in select_pieces(short)['test'][:20] if 'failed' not in piece_records(r, 'test', five))
+    a, b = piece_records(ref, 'test', replace(short, max_systems_per_piece=99, domain_shift=False)), piece_records(ref, 'test', five)
+    assert len(a['records']) > len(b['records'])
+    for rec in a['records']:
+        music = rec['transcription'].split('\n')[-1]
+        assert music.count('|') <= 3, music                                    # two bar lines, one more after a pickup
+        assert Image.open(io.BytesIO(rec['image'])).size[0] < 2000
+    assert len(piece_records(ref, 'test', short)['records']) <= short.max_systems_per_piece

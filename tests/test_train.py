@@ -87,3 +87,13 @@ def test_preset_base_is_merged_and_overridable():
     tiny, long = make_config('cpu-tiny', 'resnet50'), make_config('cpu-long', 'resnet50', decoder={'n_layers': 3})
     assert long.preset == 'cpu-long' and long.max_steps > tiny.max_steps and long.lr == tiny.lr
     assert long.decoder == replace(tiny.decoder, n_layers=3)
+
+@pytest.mark.slow
+def test_mid_run_evaluation_logs_a_val_curve_without_changing_the_run(tiny_dir, tmp_path):
+    "eval_every adds val music SER to the log at its steps; the losses are those of the same run without it."
+    plain = train(_cfg(tiny_dir, tmp_path/'plain', max_steps=6, log_every=2), progress=False)
+    curve = train(_cfg(tiny_dir, tmp_path/'curve', max_steps=6, log_every=2, eval_every=4), progress=False)
+    log = [json.loads(l) for l in (tmp_path/'curve'/'log.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in log if 'val_music_ser' in r] == [4]
+    assert _losses(tmp_path/'curve') == pytest.approx(_losses(tmp_path/'plain'), rel=1e-5, abs=1e-6)
+    assert curve['metrics']['val']['music_ser'] == pytest.approx(plain['metrics']['val']['music_ser'])

@@ -42,6 +42,7 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     'short_2bar_batch_8_h48': dict(dataset='omr-synth-cpu-short', batch_size=8, effective_batch=8, height=48),
     # not a lever: the sweep's own recipe run three times longer, its val music SER logged every 500 steps (the curve)
     'cpu_short_6000_steps': dict(preset='cpu-short', max_steps=6000, time_budget_s=1800, eval_every=500),
+    'vit_cpu_short_6000_steps': dict(backbone='vit_small', preset='cpu-short', max_steps=6000, time_budget_s=1800, eval_every=500),
 }
 
 def lever_dir(): return results_dir('levers-cpu')
@@ -56,8 +57,9 @@ def run_levers(names=None, progress: bool = True) -> list[dict]:
         run = runs_dir()/'levers-cpu'/name
         if progress: print(f'== levers / {name}', flush=True)
         change = dict(LEVERS[name])
-        preset = change.pop('preset', LEVER_PRESET)   # a run may start from another preset (the curve: the sweep's)
-        r = run_backbone(LEVER_BACKBONE, preset, {**LEVER_BUDGET, **change, 'out_dir': str(run)}, progress)
+        preset = change.pop('preset', LEVER_PRESET)       # a run may name another preset (the curves: the sweep's)
+        backbone = change.pop('backbone', LEVER_BACKBONE)  # ... and another backbone
+        r = run_backbone(backbone, preset, {**LEVER_BUDGET, **change, 'out_dir': str(run)}, progress)
         r = {**r, 'run_name': name}
         commit_run_record(r, run, lever_dir(), name=name)
         out.append(r)

@@ -6,7 +6,7 @@ Docs: https://omr-blog.github.io/omr_blog/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #0e45e69a
 from __future__ import annotations
-import hashlib, json, math, os, platform, subprocess, sys, tempfile, time
+import hashlib, json, math, os, platform, subprocess, sys, tempfile, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,11 @@ def flush_denormals():
     "Make torch flush denormal floats to zero (x86): much faster random-init CNNs on CPU."
     import torch
     torch.set_flush_denormal(True)
+
+# %% ../nbs/00_core.ipynb #43ab5d2b
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message='IProgress not found')   # no ipywidgets: a text bar, without saying so
+    from tqdm.auto import tqdm
 
 # %% ../nbs/00_core.ipynb #eb75b8bd
 class OmrBlogError(Exception):

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .backbones import BACKBONES, count_params
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .config import TrainConfig, lr_at, make_config, resolve_precision
-from .core import OmrBlogError, atomic_path, provenance, read_jsonl, results_dir, runs_dir, write_json, write_jsonl
+from .core import OmrBlogError, atomic_path, provenance, read_jsonl, results_dir, runs_dir, write_json, write_jsonl, tqdm
 from .ctc import CTCConfig, CTCRecognizer, ctc_greedy, ctc_loss, ctc_targets, has_chord
 from .dataset import build_dataset, dataset_record, load_omr_dataset, resolve_dataset_dir
 from .metrics import abc_symbols, edit_distance, score_predictions

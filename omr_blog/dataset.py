@@ -13,11 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
-from tqdm.auto import tqdm
 import datasets
 datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-save bars are noise
 
-from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json
+from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
 from .render import have_abcm2ps, render_abc_abcm2ps, render_pages, render_systems, sample_style
 from .workers import isolated_map

@@ -11,11 +11,10 @@ import contextlib
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .batching import Collate, ImageSpec, OmrDataset
 from .checkpoints import load_checkpoint
-from .core import OmrBlogError, provenance, write_json, write_jsonl
+from .core import OmrBlogError, provenance, write_json, write_jsonl, tqdm
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
 from .decoding import beam_search, greedy_decode
 from .metrics import abc_problems, abc_symbols, edit_distance, omr_ned_many, score_predictions

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import dataclass_from, resolve_precision
-from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, provenance, runs_dir, write_json
+from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, provenance, runs_dir, write_json, tqdm
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
 from .evaluation import evaluate_run
 from .finetune import freeze

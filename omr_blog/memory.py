@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from .backbones import BACKBONES
 from .config import TrainConfig, make_config, resolve_precision
-from .core import OmrBlogError, provenance, results_dir, write_json
+from .core import OmrBlogError, provenance, results_dir, write_json, tqdm
 from .finetune import has_linear_layers, prepare_finetune
 from .model import ModelConfig, MusicTrOCR, lm_loss
 from .results import results_table

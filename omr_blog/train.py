@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .checkpoints import build_model, load_checkpoint, load_weights, save_checkpoint, set_rng_state
 from .ctc import ctc_loss
 from .config import TrainConfig, lr_at, resolve_precision, same_config
-from .core import OmrBlogError, provenance, runs_dir, write_json
+from .core import OmrBlogError, provenance, runs_dir, write_json, tqdm
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
 from .evaluation import evaluate_run, evaluate_split
 from .finetune import distillation_loss, freeze, trainable_params

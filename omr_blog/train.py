@@ -151,7 +151,13 @@ def is_done(out: Path, cfg) -> dict | None:
     "The record of a finished run of this config (a `TrainConfig`, `GRPOConfig`, ...) in `out`, or None: rerun it."
     f = Path(out)/'result.json'
     r = json.loads(f.read_text()) if f.exists() else {}
-    return r if r.get('status') == 'ok' and same_config(r.get('config'), asdict(cfg), type(cfg)) else None
+    if not (r.get('status') == 'ok' and same_config(r.get('config'), asdict(cfg), type(cfg))): return None
+    recorded, name = (r.get('dataset') or {}).get('fingerprint'), getattr(cfg, 'dataset', None)
+    if recorded and name:   # the same config on rebuilt, different data is another run
+        try: now = dataset_record(name, resolve_dataset_dir(name))['fingerprint']
+        except OmrBlogError: now = None   # not built here: the record stands
+        if now and now != recorded: return None
+    return r
 
 # %% ../nbs/03g_train.ipynb #94919bb6
 def dist_setup() -> tuple[int, int, int]:

@@ -97,3 +97,15 @@ def test_mid_run_evaluation_logs_a_val_curve_without_changing_the_run(tiny_dir, 
     assert [r['step'] for r in log if 'val_music_ser' in r] == [4]
     assert _losses(tmp_path/'curve') == pytest.approx(_losses(tmp_path/'plain'), rel=1e-5, abs=1e-6)
     assert curve['metrics']['val']['music_ser'] == pytest.approx(plain['metrics']['val']['music_ser'])
+
+def test_a_finished_run_on_data_since_rebuilt_is_not_reused(tiny_dir, tmp_path):
+    "is_done: the same config is reused only if the record's dataset fingerprint is the built dataset's."
+    from dataclasses import asdict
+    from omr_blog.dataset import build_report
+    from omr_blog.train import is_done
+    cfg = _cfg(tiny_dir, tmp_path)
+    rec = {'status': 'ok', 'config': asdict(cfg), 'dataset': {'name': str(tiny_dir), 'fingerprint': build_report(tiny_dir)['fingerprint']}}
+    (tmp_path/'result.json').write_text(json.dumps(rec))
+    assert is_done(tmp_path, cfg) == rec
+    (tmp_path/'result.json').write_text(json.dumps({**rec, 'dataset': {**rec['dataset'], 'fingerprint': 'another build'}}))
+    assert is_done(tmp_path, cfg) is None

@@ -24,7 +24,7 @@ def flush_denormals():
 # %% ../nbs/00_core.ipynb #43ab5d2b
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='IProgress not found')   # no ipywidgets: a text bar, without saying so
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm   # noqa: F401 (re-exported: every module takes its bar from here)
 
 # %% ../nbs/00_core.ipynb #eb75b8bd
 class OmrBlogError(Exception):

@@ -43,6 +43,9 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     # not a lever: the sweep's own recipe run three times longer, its val music SER logged every 500 steps (the curve)
     'cpu_short_6000_steps': dict(preset='cpu-short', max_steps=6000, time_budget_s=1800, eval_every=500),
     'vit_cpu_short_6000_steps': dict(backbone='vit_small', preset='cpu-short', max_steps=6000, time_budget_s=1800, eval_every=500),
+    # the sweep's recipe for the two transformers, with the CNNs' 2D positions added to their image tokens
+    'vit_pos2d': dict(backbone='vit_small', preset='cpu-short', pos2d_all=True, eval_every=500),
+    'swin_pos2d': dict(backbone='swin_tiny', preset='cpu-short', pos2d_all=True, eval_every=500),
 }
 
 def lever_dir(): return results_dir('levers-cpu')

@@ -45,6 +45,7 @@ class ModelConfig:
     pretrained: bool | str = False   # True: the hub checkpoint; a path: a local save_pretrained folder
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     ctc_head: bool = False           # a CTC classifier on the image tokens too (joint CTC + attention training)
+    pos2d_all: bool = False          # 2D positions on every backbone's tokens, not only on CNN grids (see `encode`)
 
 
 # %% ../nbs/02b_model.ipynb #c9e63bbb
@@ -178,7 +179,9 @@ class MusicTrOCR(nn.Module):
         self.backbone = VisionBackbone(cfg.backbone, cfg.backbone_size, cfg.pretrained)
         d = cfg.decoder.d_model
         self.proj = nn.Linear(self.backbone.out_dim, d)        # bridges backbone width -> decoder width
-        self.use_pos2d = get_spec(cfg.backbone).family in ('cnn', 'hybrid')
+        # a CNN grid knows nothing of where it is; ViT's learned table is interpolated from its training grid (4 x 4 for
+        # the 64 px tiny variant, stretched over a strip 64 patches wide) and Swin has only window-relative positions
+        self.use_pos2d = cfg.pos2d_all or get_spec(cfg.backbone).family in ('cnn', 'hybrid')
         self.decoder = Decoder(cfg.decoder)
         # joint training: a linear CTC classifier reads the same image tokens column by column, so the encoder must put
         # each symbol where it is on the strip; the decoder alone has to discover that alignment through cross-attention

@@ -89,7 +89,7 @@ def add_data(sub):
                                    'domain-shift split), save a Hugging Face DatasetDict under data/<name>/hf with a report.json, '
                                    'and train the BPE tokenizer on the training labels. Resumable: a rerun reuses finished shards.')
     d.add_argument('--recipe', '--preset', dest='recipe', default='cpu', choices=RECIPE_CHOICES, metavar='RECIPE',
-                   help='cpu: ~20k one-system strips (default); tiny: a few hundred (tests); pages: whole pages (GPU presets); '
+                   help='cpu: ~20k one-system strips (default); cpu-short: 12k two-bar strips (the sweep of make blog); tiny: a few hundred (tests); pages: whole pages (GPU presets); '
                         'chords: chorales and masses as two-part chords on one staff (the CTC lesson)')
     d.add_argument('--train', type=int, help='target number of training images (overrides the recipe)')
     d.add_argument('--val', type=int, help='target number of validation images')

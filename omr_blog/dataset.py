@@ -288,7 +288,8 @@ def load_omr_dataset(name_or_path: str | Path = 'omr-synth-cpu'):
     p = Path(name_or_path)
     for cand in (p/'hf', p, dataset_path(str(name_or_path))/'hf'):
         if (cand/'dataset_dict.json').exists(): return load_from_disk(str(cand))
-    raise OmrBlogError(f'{name_or_path}: no dataset there (build one with `omr-blog data --recipe cpu`, or pass a folder '
+    recipe = next((k for k, r in RECIPES.items() if r.name == Path(name_or_path).name), 'cpu')   # the recipe that builds this name
+    raise OmrBlogError(f'{name_or_path}: no dataset there (build one with `omr-blog data --recipe {recipe}`, or pass a folder '
                        'holding a saved DatasetDict)')
 
 def build_report(name_or_path: str | Path = 'omr-synth-cpu') -> dict:

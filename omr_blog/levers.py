@@ -13,7 +13,7 @@ import json
 
 from .core import OmrBlogError, read_jsonl, results_dir, runs_dir
 from .metrics import bootstrap_ser, distinct_share, paired_ser_difference
-from .sweep import commit_run_record, run_backbone
+from .sweep import SWEEP_PRESET, commit_run_record, run_backbone
 from .train import flat_record
 
 # %% auto #0
@@ -81,8 +81,9 @@ def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT, window: int =
             return {'exit_step': log[k]['step'], 'exit_s': round(log[k]['elapsed_s'], 1)}
     return {'exit_step': None, 'exit_s': None}
 
-def lever_table() -> list[dict]:
-    "One row per lever run (a run never recorded is 'missing'), with its SER interval and its paired difference to the baseline."
+def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
+    """One row per lever run (a run never recorded is 'missing'), with its SER interval and its paired difference to the
+    baseline, or, for a run on the sweep's test strips, to the sweep's own run of the same backbone."""
     rows, base = [], read_jsonl(lever_dir()/'predictions'/'baseline-test.jsonl')
     for name, change in LEVERS.items():
         f = lever_dir()/f'{name}.json'
@@ -92,8 +93,12 @@ def lever_table() -> list[dict]:
         ci = bootstrap_ser(preds) if preds else {}
         same_strips = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in base]
         diff = paired_ser_difference(preds, base) if same_strips and name != 'baseline' else {}
+        sweep = read_jsonl(results_dir(sweep_preset)/'predictions'/f"{r.get('backbone')}-test.jsonl")
+        on_sweep = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in sweep]
+        vs_sweep = paired_ser_difference(preds, sweep) if on_sweep else {}
         rows.append({'run': name, 'change': change, **flat_record(r), **plateau_exit(read_jsonl(lever_dir()/'logs'/f'{name}.jsonl')),
                      'samples': round(r['samples_per_s'] * r['train_seconds']) if r.get('samples_per_s') and r.get('train_seconds') else None,
                      'test_music_ser_lo': ci.get('lo'), 'test_music_ser_hi': ci.get('hi'), 'distinct': distinct_share(preds),
-                     'vs_baseline': diff.get('difference'), 'vs_baseline_supported': diff.get('supported')})
+                     'vs_baseline': diff.get('difference'), 'vs_baseline_supported': diff.get('supported'),
+                     'vs_sweep': vs_sweep.get('difference'), 'vs_sweep_supported': vs_sweep.get('supported')})
     return rows

@@ -17,8 +17,8 @@ import yaml
 from .core import OmrBlogError, project_root
 
 # %% auto #0
-__all__ = ['PLOTLY_MIME', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'markdown_html', 'clean_stream', 'output_html',
-           'cell_html', 'notebook_title', 'page_html', 'render_site', 'chromium_path', 'check_site']
+__all__ = ['PLOTLY_MIME', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer', 'markdown_html', 'clean_stream',
+           'output_html', 'cell_html', 'notebook_title', 'page_html', 'render_site', 'chromium_path', 'check_site']
 
 # %% ../nbs/07a_publish.ipynb #799e3dcb
 @dataclass
@@ -46,7 +46,17 @@ def site_pages(quarto_yml: str | Path | None = None) -> tuple[str, list[Page]]:
     return cfg['website'].get('title', 'omr_blog'), pages
 
 # %% ../nbs/07a_publish.ipynb #9f0eefe4
-_md = mistune.create_markdown(plugins=['table', 'strikethrough'], escape=False)
+def _mathml(tex: str, display: str) -> str:
+    from latex2mathml.converter import convert
+    try: return convert(tex.strip(), display=display)
+    except Exception: return f'<code class="math-source">{html.escape(tex)}</code>'   # TeX it cannot convert stays legible as TeX
+
+class PostRenderer(mistune.HTMLRenderer):
+    "Markdown's HTML, with `$...$` and `$$...$$` as MathML: browsers draw it natively, no script, no network."
+    def inline_math(self, text: str) -> str: return _mathml(text, 'inline')
+    def block_math(self, text: str) -> str: return _mathml(text, 'block') + '\n'
+
+_md = mistune.create_markdown(renderer=PostRenderer(escape=False), plugins=['table', 'strikethrough', 'math'])
 _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
 
@@ -187,6 +197,8 @@ def check_site(site: str | Path, screenshots: str | Path | None = None, width: i
             broken = page.evaluate('Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length')
             if n_fig and drawn < n_fig: errors.append(f'{n_fig - drawn} of {n_fig} plotly figures did not draw')
             if broken: errors.append(f'{broken} broken images')
+            prose = page.evaluate("Array.from(document.querySelectorAll('p, li, td, th')).map(e => e.innerText).join('\\n')")
+            errors += [f'raw TeX in the text: {m[:60]}' for m in re.findall(r'\$[^$\n]{0,200}?\\[A-Za-z]+', prose)]   # math not drawn
             if screenshots: page.screenshot(path=str(Path(screenshots)/f'{f.stem}.png'), full_page=full_page)
             problems += [f'{f.name}: {e}' for e in errors]
         browser.close()

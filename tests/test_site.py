@@ -47,3 +47,7 @@ def test_the_check_catches_a_broken_page(tmp_path):
     (tmp_path/'index.html').write_text('<html><body><img src="missing.png"><script>undefined_function()</script></body></html>')
     problems = check_site(tmp_path)
     assert any('broken images' in p for p in problems) and any('undefined_function' in p for p in problems)
+
+def test_the_check_catches_raw_tex(tmp_path):
+    (tmp_path/'index.html').write_text(r'<html><body><p>LoRA adds $W + \frac{\alpha}{r}BA$ to a layer.</p></body></html>')
+    assert any('raw TeX' in p for p in check_site(tmp_path))

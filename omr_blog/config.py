@@ -77,6 +77,7 @@ class TrainConfig:
     distill_temperature: float = 2.0
     ctc_weight: float = 0.0            # joint CTC + attention: loss = (1 - w) x cross-entropy + w x CTC on the image tokens
     pos2d_all: bool = False            # add 2D sinusoidal positions to the transformers' image tokens too (CNN grids always get them)
+    augment: bool = False              # train on scanned/photographed copies (01f_degrade), drawn anew per image and epoch
     # beyond teacher forcing (03f_scheduled_sampling); the default 0 is plain teacher forcing
     scheduled_sampling: float = 0.0    # final share of decoder inputs replaced by the model's own Gumbel-Softmax prediction
     ss_start: float = 0.25             # share of the run (steps or time budget) of pure teacher forcing before the ramp

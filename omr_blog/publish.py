@@ -9,6 +9,7 @@ Docs: https://omr-blog.github.io/omr_blog/publish.html.md"""
 from __future__ import annotations
 import html, json, re, shutil
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 import mistune
@@ -106,7 +107,7 @@ CSS = '''
 body{margin:0;font:16px/1.55 Georgia,serif;color:#222;display:flex}
 nav.sidebar{width:260px;flex:none;background:#f6f6f3;border-right:1px solid #ddd;padding:18px;height:100vh;position:sticky;top:0;overflow:auto;font:14px/1.4 sans-serif}
 nav.sidebar a{color:#234;text-decoration:none;display:block;padding:2px 0}nav.sidebar a.current{font-weight:bold;color:#a33}
-nav.sidebar .group{margin-top:10px;font-weight:bold;color:#555}nav.sidebar .sub{padding-left:12px;font-size:13px}
+nav.sidebar .group{margin-top:10px;font-weight:bold;color:#555}nav.sidebar details.group summary{cursor:pointer}nav.sidebar details.group a{font-weight:normal}nav.sidebar .sub{padding-left:12px;font-size:13px}
 main{max-width:980px;padding:10px 40px 80px;overflow-x:auto}
 pre{background:#f4f4f4;padding:8px;overflow-x:auto;font-size:13px}details.code summary{cursor:pointer;color:#666;font:13px sans-serif}
 .output-html table{border-collapse:collapse;font:13px sans-serif}.output-html td,.output-html th{border:1px solid #ddd;padding:2px 6px}
@@ -125,13 +126,15 @@ def page_html(nb: dict, page: Page, pages: list[Page], site_title: str, executed
     h1 = titles[page.source]
     note = '' if executed else ('<p class="note">This notebook was not executed in this build: its prose and code are shown, '
                                 'its outputs are produced when you run it (JupyterLab, Colab or papermill).</p>')
-    nav, last = [], None
-    for p in pages:
-        if p.section and p.section != last: nav.append(f'<div class="group">{html.escape(p.section)}</div>')
-        last = p.section
-        sub = ' sub' if p.section and p.stem[2:3] != '_' else ''
-        cur = ' current' if p is page else ''
-        nav.append(f'<a class="page{sub}{cur}" href="{p.href}">{html.escape(titles[p.source])}</a>')
+    nav = []
+    for section, group in groupby(pages, key=lambda p: p.section):
+        group = list(group)
+        links = ''.join(f'<a class="page{" sub" if section and p.stem[2:3] != "_" else ""}{" current" if p is page else ""}" '
+                        f'href="{p.href}">{html.escape(titles[p.source])}</a>' for p in group)
+        if not section: nav.append(links)
+        elif section[0].isdigit(): nav.append(f'<div class="group">{html.escape(section)}</div>{links}')
+        else:   # an unnumbered group (how the site is built) is not part of the post: folded unless the reader is in it
+            nav.append(f'<details class="group"{" open" if page in group else ""}><summary>{html.escape(section)}</summary>{links}</details>')
     i = pages.index(page)
     prev = f'<a href="{pages[i - 1].href}">&larr; {html.escape(titles[pages[i - 1].source])}</a>' if i else '<span></span>'
     nxt = f'<a href="{pages[i + 1].href}">{html.escape(titles[pages[i + 1].source])} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'

@@ -110,7 +110,7 @@ nav.sidebar a{color:#234;text-decoration:none;display:block;padding:2px 0}nav.si
 nav.sidebar .group{margin-top:10px;font-weight:bold;color:#555}nav.sidebar details.group summary{cursor:pointer}nav.sidebar details.group a{font-weight:normal}nav.sidebar .sub{padding-left:12px;font-size:13px}
 main{max-width:980px;padding:10px 40px 80px;overflow-x:auto}
 pre{background:#f4f4f4;padding:8px;overflow-x:auto;font-size:13px}details.code summary{cursor:pointer;color:#666;font:13px sans-serif}
-.output-html table{border-collapse:collapse;font:13px sans-serif}.output-html td,.output-html th{border:1px solid #ddd;padding:2px 6px}
+.output-html{overflow-x:auto;max-width:100%}.output-html table{border-collapse:collapse;font:13px sans-serif}.output-html td,.output-html th{border:1px solid #ddd;padding:2px 6px}
 img.output-image{max-width:100%}.note{background:#fff6dd;border-left:4px solid #e0b000;padding:6px 12px;font:14px sans-serif}
 footer.pager{display:flex;justify-content:space-between;margin-top:40px;font:14px sans-serif}pre.error{color:#a00}
 '''

@@ -18,8 +18,9 @@ import yaml
 from .core import OmrBlogError, project_root
 
 # %% auto #0
-__all__ = ['PLOTLY_MIME', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer', 'markdown_html', 'clean_stream',
-           'output_html', 'cell_html', 'notebook_title', 'page_html', 'render_site', 'chromium_path', 'check_site']
+__all__ = ['PLOTLY_MIME', 'PLOTLY_SCRIPT', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer', 'markdown_html',
+           'clean_stream', 'output_html', 'cell_html', 'notebook_title', 'page_html', 'render_site', 'chromium_path',
+           'check_site']
 
 # %% ../nbs/07a_publish.ipynb #799e3dcb
 @dataclass
@@ -60,6 +61,7 @@ class PostRenderer(mistune.HTMLRenderer):
 _md = mistune.create_markdown(renderer=PostRenderer(escape=False), plugins=['table', 'strikethrough', 'math'])
 _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
+PLOTLY_SCRIPT = '<script src="assets/plotly.min.js"></script>'   # one cached copy, loaded only by pages with a figure
 
 def markdown_html(text: str) -> str:
     "Markdown to HTML; links to notebooks point at their pages."
@@ -140,7 +142,7 @@ def page_html(nb: dict, page: Page, pages: list[Page], site_title: str, executed
     nxt = f'<a href="{pages[i + 1].href}">{html.escape(titles[pages[i + 1].source])} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(h1)} - {html.escape(site_title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="assets/style.css">'
-            f'<script src="assets/plotly.min.js"></script></head><body><nav class="sidebar"><a href="index.html"><b>{html.escape(site_title)}</b></a>'
+            f'{PLOTLY_SCRIPT if "plotly-figure" in body else ""}</head><body><nav class="sidebar"><a href="index.html"><b>{html.escape(site_title)}</b></a>'
             f'{"".join(nav)}</nav><main>{note}{body}<footer class="pager">{prev}{nxt}</footer></main></body></html>')
 
 def render_site(executed_dir: str | Path | None = None, out: str | Path | None = None, quarto_yml: str | Path | None = None) -> Path:

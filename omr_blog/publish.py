@@ -99,7 +99,9 @@ def cell_html(cell: dict, page_stem: str, i: int) -> str:
     dirs = _directives(src)
     if dirs & {'hide', 'default_exp'}: return ''
     code = '\n'.join(l for l in src.splitlines() if not l.startswith('#| '))
-    label = 'parameters' if 'parameters' in cell.get('metadata', {}).get('tags', []) else ('exported code' if 'export' in dirs else 'code')
+    tags = cell.get('metadata', {}).get('tags', [])
+    label = ('parameters of this build' if 'injected-parameters' in tags else 'parameters' if 'parameters' in tags else
+             'exported code' if 'export' in dirs else 'code')
     parts = [f'<details class="code"><summary>{label}</summary><pre><code>{html.escape(code)}</code></pre></details>'] if code.strip() else []
     parts += [output_html(o, f'fig-{page_stem}-{i}-{j}') for j, o in enumerate(cell.get('outputs', []))]
     return f'<div class="cell">{"".join(parts)}</div>'
@@ -124,7 +126,11 @@ def notebook_title(nb: dict, default: str) -> str:
 
 def page_html(nb: dict, page: Page, pages: list[Page], site_title: str, executed: bool, titles: dict[str, str]) -> str:
     "One complete HTML page for a notebook."
-    body = ''.join(cell_html(c, page.stem, i) for i, c in enumerate(nb.get('cells', [])))
+    cells = nb.get('cells', [])
+    tags = lambda c: c.get('metadata', {}).get('tags', [])
+    if any('injected-parameters' in tags(c) for c in cells):   # papermill's values replace the defaults: show one cell
+        cells = [c for c in cells if 'parameters' not in tags(c)]
+    body = ''.join(cell_html(c, page.stem, i) for i, c in enumerate(cells))
     h1 = titles[page.source]
     note = '' if executed else ('<p class="note">This notebook was not executed in this build: its prose and code are shown, '
                                 'its outputs are produced when you run it (JupyterLab, Colab or papermill).</p>')

@@ -12,13 +12,14 @@ SWEEP_PRESET := cpu-short
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: blog test test-fast lint setup apt data tiny-data check-generated pytest pytest-fast nbtest nbtest-fast benchmarks default-checkpoint efficiency exposure levers ctc screenshots help
+.PHONY: blog test test-fast lint setup apt data lab tiny-data check-generated pytest pytest-fast nbtest nbtest-fast benchmarks default-checkpoint efficiency exposure levers ctc screenshots help
 
 help:
 	@echo "make blog   - build the dataset and the post (main job)"
 	@echo "make test   - every check (what CI runs)"
 	@echo "make test-fast - unit tests, lint and the lesson cells that do not train (about 2 minutes)"
 	@echo "make setup  - only install (Debian packages + .venv)"
+	@echo "make lab    - open the notebooks in JupyterLab"
 
 setup: apt $(VENV_STAMP)
 
@@ -39,6 +40,11 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 
 data: setup
 	.venv/bin/omr-blog data --recipe $(RECIPE)
+
+# The notebooks in JupyterLab (the `lab` extra is installed on first use). LAB_ARGS passes options, e.g. --no-browser.
+lab: setup
+	@.venv/bin/python -c "import jupyterlab" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,lab]'
+	.venv/bin/jupyter lab --notebook-dir=nbs $(LAB_ARGS)
 
 # The main job: dataset + tokenizer, then the section notebooks executed with papermill.
 # The pages that read the records: those that declare papermill parameters (the sections, and Section 4's page on

@@ -74,12 +74,12 @@ def get_spec(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 # %% ../nbs/02a_backbones.ipynb #62abe439
-def backbone_config(name: str, size: str = 'full'):
+def backbone_config(name: str, size: str = 'full', **overrides):
     "The `transformers` config of a backbone: 'full' (the checkpoint's architecture) or 'tiny' (CPU presets)."
     from transformers import AutoConfig
     spec = get_spec(name)
     if size not in ('full', 'tiny'): raise OmrBlogError(f'{size}: backbone size must be full or tiny')
-    return AutoConfig.for_model(spec.model_type, **(spec.full if size == 'full' else spec.tiny))
+    return AutoConfig.for_model(spec.model_type, **{**(spec.full if size == 'full' else spec.tiny), **overrides})   # overrides: ablations
 
 # %% ../nbs/02a_backbones.ipynb #0a0b1d1d
 def _hub_reachable(timeout: float = 2.0) -> bool:
@@ -89,11 +89,12 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
         socket.create_connection(('huggingface.co', 443), timeout=timeout).close(); return True
     except OSError: return False
 
-def load_hf_backbone(name: str, size: str = 'full', pretrained: bool | str = False) -> nn.Module:
+def load_hf_backbone(name: str, size: str = 'full', pretrained: bool | str = False, overrides: dict | None = None) -> nn.Module:
     "The bare `transformers` model of a backbone: random init, or weights from the hub id / a local folder."
     from transformers import AutoModel
     spec = get_spec(name)
-    if not pretrained: return AutoModel.from_config(backbone_config(name, size))
+    if not pretrained: return AutoModel.from_config(backbone_config(name, size, **(overrides or {})))
+    if overrides: raise OmrBlogError(f'{name}: a changed architecture ({overrides}) has no pretrained weights; train it from scratch')
     source = spec.hub_id if pretrained is True else str(pretrained)
     if pretrained is True and size != 'full':
         raise OmrBlogError(f'{name}: pretrained weights exist only for the full architecture (size=full); tiny variants train from scratch')
@@ -113,10 +114,10 @@ def _grid_mask(pixel_mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 class VisionBackbone(nn.Module):
     "Any of the seven backbones behind one interface: images (B,3,H,W) + pixel mask -> tokens, token mask, grid."
-    def __init__(self, name: str, size: str = 'full', pretrained: bool | str = False):
+    def __init__(self, name: str, size: str = 'full', pretrained: bool | str = False, overrides: dict | None = None):
         super().__init__()
         self.spec, self.size = get_spec(name), size
-        self.model = load_hf_backbone(name, size, pretrained)
+        self.model = load_hf_backbone(name, size, pretrained, overrides)
         cfg = self.model.config
         t = self.spec.model_type
         if t == 'resnet': self.out_dim, self.stride = cfg.hidden_sizes[-1], 4 * 2 ** (len(cfg.depths) - 1)

@@ -171,7 +171,7 @@ def add_eval(sub):
                                    'music-aware SER, CER, LER, exact match, ABC validity, OMR-NED on the first --omr-ned items) and '
                                    'write <split>.json and <split>-predictions.jsonl under --out (default: eval/ beside the checkpoint).')
     e.add_argument('--checkpoint', required=True, help='a checkpoint/ folder written by omr-blog train')
-    e.add_argument('--split', default='test', help='test (default), val, test_abcm2ps (domain shift), train')
+    e.add_argument('--split', default='test', help='test (default), val, test_abcm2ps (domain shift), test_degraded (the test strips as scans and photos, 01f_degrade), train')
     e.add_argument('--dataset', help="dataset name or folder (default: the one the checkpoint was trained on)")
     e.add_argument('--n', type=int, help='evaluate the first N items (default: the whole split)')
     e.add_argument('--beam', type=int, default=1, help='beam width (1 = greedy, default)')
@@ -204,14 +204,14 @@ def add_transcribe(sub):
     tr = sub.add_parser('transcribe', help='images of printed music -> ABC, MusicXML, MIDI and a PNG preview',
                         description='Transcribe image files (one system or a whole page: pages are cut into systems for strip '
                                     'models). For each IMAGE writes <stem>.abc, .musicxml, .mid and .png (re-engraved from the '
-                                    'prediction) into --out, all four or none. A bad image gets a one-line error and the others '
+                                    'prediction) into --out, all four or none. A bad image, or one with no staff in it, gets a one-line error and the others '
                                     'still run; the exit code is 2 if any image failed. ' + default_checkpoint_note())
     tr.add_argument('images', nargs='+', metavar='IMAGE', help='PNG, JPEG, TIFF, ... files (any mode: grey, palette, alpha, CMYK, 16-bit)')
     tr.add_argument('--checkpoint', help=f'a checkpoint/ folder of omr-blog train (default: the shipped {DEFAULT_CHECKPOINT})')
     tr.add_argument('--out', default='transcriptions', help='output folder (default ./transcriptions)')
     tr.add_argument('--beam', type=int, default=1, help='beam width (1 = greedy, default)')
     tr.add_argument('--max-new-tokens', type=int, help="token limit per system (default: the checkpoint's)")
-    tr.add_argument('--json', action='store_true', help='print one JSON record per image (ok, error, abc, outputs, timings)')
+    tr.add_argument('--json', action='store_true', help='print one JSON record per image (ok, error, abc, outputs, confidence per system: the mean log-probability of its tokens, 0 = sure; timings)')
     tr.set_defaults(func=_cmd_transcribe)
 
 def _cmd_transcribe(a):
@@ -220,7 +220,7 @@ def _cmd_transcribe(a):
     if a.json: print(json.dumps([asdict(r) for r in res], indent=2))
     else:
         for r in res:
-            if r.ok: print(f"{r.image}: {r.systems} system(s) -> {', '.join(r.outputs.values())}")
+            if r.ok: print(f"{r.image}: {r.systems} system(s), confidence {min(r.confidence):.2f} -> {', '.join(r.outputs.values())}")
     for r in res:
         if not r.ok: print(f'omr-blog transcribe: error: {r.error}', file=sys.stderr)
     return 2 if any(not r.ok for r in res) else 0

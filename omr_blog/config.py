@@ -8,7 +8,7 @@ Docs: https://omr-blog.github.io/omr_blog/config.html.md"""
 # %% ../nbs/03a_config.ipynb #8856277b
 from __future__ import annotations
 import json
-from dataclasses import dataclass, asdict, fields, replace
+from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -77,6 +77,8 @@ class TrainConfig:
     distill_temperature: float = 2.0
     ctc_weight: float = 0.0            # joint CTC + attention: loss = (1 - w) x cross-entropy + w x CTC on the image tokens
     pos2d_all: bool = False            # add 2D sinusoidal positions to the transformers' image tokens too (CNN grids always get them)
+    backbone_overrides: dict = field(default_factory=dict)   # backbone config fields changed, e.g. {'patch_size': 8} (ablations)
+    augment: bool = False              # train on scanned/photographed copies (01f_degrade), drawn anew per image and epoch
     # beyond teacher forcing (03f_scheduled_sampling); the default 0 is plain teacher forcing
     scheduled_sampling: float = 0.0    # final share of decoder inputs replaced by the model's own Gumbel-Softmax prediction
     ss_start: float = 0.25             # share of the run (steps or time budget) of pure teacher forcing before the ramp

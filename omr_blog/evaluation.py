@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .batching import Collate, ImageSpec, OmrDataset
+from .degrade import DEGRADED_SPLIT, DEGRADED_TEST_SEED, DegradeConfig
 from .checkpoints import load_checkpoint
 from .core import OmrBlogError, provenance, write_json, write_jsonl, tqdm
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
@@ -31,11 +32,12 @@ def _strip_specials(ids: list[int], tok: AbcTokenizer) -> list[int]:
 
 @torch.no_grad()
 def predict(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int | None, batch_size: int, device, amp_dtype=None,
-            max_new_tokens: int | None = None, beam: int = 1, progress: bool = False) -> dict:
-    "Teacher-forced loss and decoded ids/texts (greedy, or beam search when beam > 1) for the first `n` items of a split."
+            max_new_tokens: int | None = None, beam: int = 1, progress: bool = False, degradation: DegradeConfig | None = None) -> dict:
+    """Teacher-forced loss and decoded ids/texts (greedy, or beam search when beam > 1) for the first `n` items of a split;
+    with a `degradation`, of their fixed scanned/photographed copies (the degraded test split)."""
     was_training = model.training
     model.eval()
-    ds = OmrDataset(split.select(range(min(n or len(split), len(split)))), tok, spec, model.cfg.decoder.max_len)
+    ds = OmrDataset(split.select(range(min(n or len(split), len(split)))), tok, spec, model.cfg.decoder.max_len, degradation, DEGRADED_TEST_SEED)
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=Collate(spec, tok.pad_id))
     preds, refs, losses, ntok = [], [], 0.0, 0
     ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
@@ -59,9 +61,9 @@ def _rate(p, r) -> float: return edit_distance(p, r) / max(1, len(r))
 
 def evaluate_split(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int | None, batch_size: int, device, amp_dtype=None,
                    max_new_tokens: int | None = None, beam: int = 1, out: str | Path | None = None, split_name: str = 'test',
-                   omr_ned_n: int = 0, progress: bool = False) -> dict:
+                   omr_ned_n: int = 0, progress: bool = False, degradation: DegradeConfig | None = None) -> dict:
     "Decode and score a split; with `out`, write `<split>.json` and `<split>-predictions.jsonl` there. Returns the metrics."
-    p = predict(model, split, tok, spec, n, batch_size, device, amp_dtype, max_new_tokens, beam, progress)
+    p = predict(model, split, tok, spec, n, batch_size, device, amp_dtype, max_new_tokens, beam, progress, degradation)
     problems = [abc_problems(t) for t in p['pred_texts']]   # a conversion per prediction: the slow part of scoring, done once
     m = {'loss': p['loss'], **score_predictions(p['pred_texts'], p['ref_texts'], p['pred_ids'], p['ref_ids'], problems),
          'runaway': sum(p['hit_limit']) / max(1, len(p['hit_limit']))}
@@ -99,12 +101,14 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = 'test', dataset: st
     name = dataset or cfg.dataset
     ds_dir = resolve_dataset_dir(name)
     data = load_omr_dataset(name if name == 'pdmx-synth' else ds_dir)
-    if split not in data: raise OmrBlogError(f'{split}: no such split in {name} (have: {", ".join(data)})')
+    base = 'test' if split == DEGRADED_SPLIT else split   # the degraded test split is the test split through `degrade`
+    if base not in data: raise OmrBlogError(f'{split}: no such split in {name} (have: {", ".join([*data, DEGRADED_SPLIT])})')
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
     out = Path(out) if out else Path(checkpoint).resolve().parent/'eval'
     tag = split if beam == 1 else f'{split}-beam{beam}'
-    m = evaluate_split(model, data[split], tok, spec, n, batch_size, torch.device('cpu'), None,
-                       max_new_tokens or cfg.eval_max_new_tokens, beam, out, tag, omr_ned_n, progress)
+    m = evaluate_split(model, data[base], tok, spec, n, batch_size, torch.device('cpu'), None,
+                       max_new_tokens or cfg.eval_max_new_tokens, beam, out, tag, omr_ned_n, progress,
+                       DegradeConfig() if split == DEGRADED_SPLIT else None)
     record = {'checkpoint': str(checkpoint), 'backbone': cfg.backbone, 'preset': cfg.preset, 'split': split, 'beam': beam,
               'max_new_tokens': max_new_tokens or cfg.eval_max_new_tokens, 'metrics': m,
               'dataset': dataset_record(name, ds_dir),

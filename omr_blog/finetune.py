@@ -8,6 +8,8 @@ Docs: https://omr-blog.github.io/omr_blog/finetune.html.md"""
 
 # %% ../nbs/03b_finetune.ipynb #b7e8451f
 from __future__ import annotations
+import logging
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -16,8 +18,9 @@ from .backbones import BACKBONES
 from .core import OmrBlogError
 
 # %% auto #0
-__all__ = ['FINETUNE_MODES', 'LORA_TARGETS', 'freeze', 'add_lora', 'quantize_linear_4bit', 'has_linear_layers',
-           'prepare_finetune', 'trainable_params', 'frozen_keys', 'checkpoint_state', 'distillation_loss']
+__all__ = ['FINETUNE_MODES', 'LORA_TARGETS', 'freeze', 'add_lora', 'import_bitsandbytes', 'quantize_linear_4bit',
+           'has_linear_layers', 'prepare_finetune', 'trainable_params', 'frozen_keys', 'checkpoint_state',
+           'distillation_loss']
 
 # %% ../nbs/03b_finetune.ipynb #70229af6
 FINETUNE_MODES = ('full', 'frozen', 'lora', 'qlora')
@@ -45,9 +48,15 @@ def add_lora(module: nn.Module, targets: list[str], rank: int = 8, alpha: int | 
     return module
 
 # %% ../nbs/03b_finetune.ipynb #3259584c
+def import_bitsandbytes():
+    "bitsandbytes, without its warning on CPUs with AVX512-BF16 that an optional kernel could not be fetched from the hub."
+    logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)   # offline it falls back to its own kernel
+    import bitsandbytes
+    return bitsandbytes
+
 def quantize_linear_4bit(module: nn.Module, quant_type: str = 'nf4', compute_dtype=torch.float32) -> int:
     "Replace every nn.Linear inside `module` by a frozen bitsandbytes Linear4bit in place; returns how many."
-    import bitsandbytes as bnb
+    bnb = import_bitsandbytes()
     n = 0
     for name, child in list(module.named_children()):
         if isinstance(child, nn.Linear):

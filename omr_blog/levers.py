@@ -51,6 +51,12 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     # usually given less than a CNN (the val curve of the 6000-step run spiked into runaway at step 1000)
     'vit_lr_5e-4': dict(backbone='vit_small', preset='cpu-short', lr=5e-4, max_steps=2000, time_budget_s=900, eval_every=500),
     'vit_lr_1e-3': dict(backbone='vit_small', preset='cpu-short', lr=1e-3, max_steps=2000, time_budget_s=900, eval_every=500),
+    # finer patches for the transformers: a 16 px patch on a 48 px strip leaves 3 rows of tokens (the full ViT-S/16
+    # sees 14 rows of a 224 px image); 8 px patches give 6 rows and 4x the tokens, at the sweep's steps
+    'vit_patch_8': dict(backbone='vit_small', preset='cpu-short', backbone_overrides={'patch_size': 8}, max_steps=2000,
+                        time_budget_s=900, eval_every=500),
+    'swin_patch_2': dict(backbone='swin_tiny', preset='cpu-short', backbone_overrides={'patch_size': 2}, max_steps=2000,
+                         time_budget_s=900, eval_every=500),
 }
 
 def lever_dir(): return results_dir('levers-cpu')

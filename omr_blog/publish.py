@@ -9,6 +9,7 @@ Docs: https://omr-blog.github.io/omr_blog/publish.html.md"""
 from __future__ import annotations
 import html, json, re, shutil
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 import mistune
@@ -17,8 +18,9 @@ import yaml
 from .core import OmrBlogError, project_root
 
 # %% auto #0
-__all__ = ['PLOTLY_MIME', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer', 'markdown_html', 'clean_stream',
-           'output_html', 'cell_html', 'notebook_title', 'page_html', 'render_site', 'chromium_path', 'check_site']
+__all__ = ['PLOTLY_MIME', 'PLOTLY_SCRIPT', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer', 'markdown_html',
+           'clean_stream', 'output_html', 'cell_html', 'notebook_title', 'page_html', 'render_site', 'chromium_path',
+           'check_site']
 
 # %% ../nbs/07a_publish.ipynb #799e3dcb
 @dataclass
@@ -59,6 +61,7 @@ class PostRenderer(mistune.HTMLRenderer):
 _md = mistune.create_markdown(renderer=PostRenderer(escape=False), plugins=['table', 'strikethrough', 'math'])
 _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 PLOTLY_MIME = 'application/vnd.plotly.v1+json'
+PLOTLY_SCRIPT = '<script src="assets/plotly.min.js"></script>'   # one cached copy, loaded only by pages with a figure
 
 def markdown_html(text: str) -> str:
     "Markdown to HTML; links to notebooks point at their pages."
@@ -96,7 +99,9 @@ def cell_html(cell: dict, page_stem: str, i: int) -> str:
     dirs = _directives(src)
     if dirs & {'hide', 'default_exp'}: return ''
     code = '\n'.join(l for l in src.splitlines() if not l.startswith('#| '))
-    label = 'parameters' if 'parameters' in cell.get('metadata', {}).get('tags', []) else ('exported code' if 'export' in dirs else 'code')
+    tags = cell.get('metadata', {}).get('tags', [])
+    label = ('parameters of this build' if 'injected-parameters' in tags else 'parameters' if 'parameters' in tags else
+             'exported code' if 'export' in dirs else 'code')
     parts = [f'<details class="code"><summary>{label}</summary><pre><code>{html.escape(code)}</code></pre></details>'] if code.strip() else []
     parts += [output_html(o, f'fig-{page_stem}-{i}-{j}') for j, o in enumerate(cell.get('outputs', []))]
     return f'<div class="cell">{"".join(parts)}</div>'
@@ -106,10 +111,10 @@ CSS = '''
 body{margin:0;font:16px/1.55 Georgia,serif;color:#222;display:flex}
 nav.sidebar{width:260px;flex:none;background:#f6f6f3;border-right:1px solid #ddd;padding:18px;height:100vh;position:sticky;top:0;overflow:auto;font:14px/1.4 sans-serif}
 nav.sidebar a{color:#234;text-decoration:none;display:block;padding:2px 0}nav.sidebar a.current{font-weight:bold;color:#a33}
-nav.sidebar .group{margin-top:10px;font-weight:bold;color:#555}nav.sidebar .sub{padding-left:12px;font-size:13px}
+nav.sidebar .group{margin-top:10px;font-weight:bold;color:#555}nav.sidebar details.group summary{cursor:pointer}nav.sidebar details.group a{font-weight:normal}nav.sidebar .sub{padding-left:12px;font-size:13px}
 main{max-width:980px;padding:10px 40px 80px;overflow-x:auto}
 pre{background:#f4f4f4;padding:8px;overflow-x:auto;font-size:13px}details.code summary{cursor:pointer;color:#666;font:13px sans-serif}
-.output-html table{border-collapse:collapse;font:13px sans-serif}.output-html td,.output-html th{border:1px solid #ddd;padding:2px 6px}
+.output-html{overflow-x:auto;max-width:100%}.output-html table{border-collapse:collapse;font:13px sans-serif}.output-html td,.output-html th{border:1px solid #ddd;padding:2px 6px}
 img.output-image{max-width:100%}.note{background:#fff6dd;border-left:4px solid #e0b000;padding:6px 12px;font:14px sans-serif}
 footer.pager{display:flex;justify-content:space-between;margin-top:40px;font:14px sans-serif}pre.error{color:#a00}
 '''
@@ -121,23 +126,29 @@ def notebook_title(nb: dict, default: str) -> str:
 
 def page_html(nb: dict, page: Page, pages: list[Page], site_title: str, executed: bool, titles: dict[str, str]) -> str:
     "One complete HTML page for a notebook."
-    body = ''.join(cell_html(c, page.stem, i) for i, c in enumerate(nb.get('cells', [])))
+    cells = nb.get('cells', [])
+    tags = lambda c: c.get('metadata', {}).get('tags', [])
+    if any('injected-parameters' in tags(c) for c in cells):   # papermill's values replace the defaults: show one cell
+        cells = [c for c in cells if 'parameters' not in tags(c)]
+    body = ''.join(cell_html(c, page.stem, i) for i, c in enumerate(cells))
     h1 = titles[page.source]
     note = '' if executed else ('<p class="note">This notebook was not executed in this build: its prose and code are shown, '
                                 'its outputs are produced when you run it (JupyterLab, Colab or papermill).</p>')
-    nav, last = [], None
-    for p in pages:
-        if p.section and p.section != last: nav.append(f'<div class="group">{html.escape(p.section)}</div>')
-        last = p.section
-        sub = ' sub' if p.section and p.stem[2:3] != '_' else ''
-        cur = ' current' if p is page else ''
-        nav.append(f'<a class="page{sub}{cur}" href="{p.href}">{html.escape(titles[p.source])}</a>')
+    nav = []
+    for section, group in groupby(pages, key=lambda p: p.section):
+        group = list(group)
+        links = ''.join(f'<a class="page{" sub" if section and p.stem[2:3] != "_" else ""}{" current" if p is page else ""}" '
+                        f'href="{p.href}">{html.escape(titles[p.source])}</a>' for p in group)
+        if not section: nav.append(links)
+        elif section[0].isdigit(): nav.append(f'<div class="group">{html.escape(section)}</div>{links}')
+        else:   # an unnumbered group (how the site is built) is not part of the post: folded unless the reader is in it
+            nav.append(f'<details class="group"{" open" if page in group else ""}><summary>{html.escape(section)}</summary>{links}</details>')
     i = pages.index(page)
     prev = f'<a href="{pages[i - 1].href}">&larr; {html.escape(titles[pages[i - 1].source])}</a>' if i else '<span></span>'
     nxt = f'<a href="{pages[i + 1].href}">{html.escape(titles[pages[i + 1].source])} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(h1)} - {html.escape(site_title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="assets/style.css">'
-            f'<script src="assets/plotly.min.js"></script></head><body><nav class="sidebar"><a href="index.html"><b>{html.escape(site_title)}</b></a>'
+            f'{PLOTLY_SCRIPT if "plotly-figure" in body else ""}</head><body><nav class="sidebar"><a href="index.html"><b>{html.escape(site_title)}</b></a>'
             f'{"".join(nav)}</nav><main>{note}{body}<footer class="pager">{prev}{nxt}</footer></main></body></html>')
 
 def render_site(executed_dir: str | Path | None = None, out: str | Path | None = None, quarto_yml: str | Path | None = None) -> Path:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
+from .degrade import DegradeConfig
 from .checkpoints import build_model, load_checkpoint, load_weights, save_checkpoint, set_rng_state
 from .ctc import ctc_loss
 from .config import TrainConfig, lr_at, resolve_precision, same_config
@@ -75,6 +76,7 @@ class BatchStream:
 
     def _epoch_order(self) -> list:
         self.sampler.set_epoch(self.epoch)
+        self.dataset.epoch = self.epoch   # augmentation draws from (seed, epoch, index): a resumed run sees the same images
         order = self.sampler.batches()
         return order[:len(order) // self.world * self.world][self.rank::self.world] if self.world > 1 else order
 
@@ -242,7 +244,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     if cfg.compile: net = torch.compile(net, dynamic=True)   # the weights stay `model`'s: checkpoints and evaluation use it
     accumulation = max(1, cfg.effective_batch // (cfg.batch_size * world))
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
-    train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.max_len)
+    train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.max_len, DegradeConfig() if cfg.augment else None, cfg.seed)
     opt = adamw(model, cfg.lr, cfg.weight_decay)
     amp = resolve_precision(cfg.precision, device)
     teacher = load_teacher(cfg, tok, device)

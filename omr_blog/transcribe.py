@@ -28,9 +28,9 @@ from .tokenizer import tokenizer_path
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['HEADER_LINE', 'OUTPUTS', 'find_systems', 'crop_systems', 'join_systems', 'transcribe_image', 'preview_png',
-           'musicxml_to_midi', 'write_outputs', 'default_checkpoint', 'export_checkpoint', 'TranscribeResult',
-           'transcribe']
+__all__ = ['HEADER_LINE', 'OUTPUTS', 'find_systems', 'crop_systems', 'join_systems', 'sequence_confidence', 'transcribe_image',
+           'preview_png', 'musicxml_to_midi', 'write_outputs', 'default_checkpoint', 'export_checkpoint',
+           'TranscribeResult', 'transcribe']
 
 # %% ../nbs/04a_transcribe.ipynb #5b5a5b51
 def _longest_run(row: np.ndarray) -> int:
@@ -65,9 +65,9 @@ def find_systems(im: Image.Image, contrast: int = 20, min_gap: int = 3, staff_ro
         if staff_rows >= 4 and width >= 0.1 * page_width: systems.append((int(t + y0), int(b + y0)))
     return systems
 
-def crop_systems(im: Image.Image, pad: int = 6) -> list[Image.Image]:
+def crop_systems(im: Image.Image, pad: int = 6, bands: list[tuple[int, int]] | None = None) -> list[Image.Image]:
     "The systems of a page as separate images (a little paper kept around each); the whole image when none is found."
-    bands = find_systems(im)
+    bands = find_systems(im) if bands is None else bands
     if len(bands) <= 1: return [im]
     return [im.crop((0, max(0, t - pad), im.width, min(im.height, b + pad))) for t, b in bands]
 
@@ -82,10 +82,19 @@ def join_systems(abcs: list[str]) -> str:
     return '\n'.join(head + body)
 
 @torch.no_grad()
+def sequence_confidence(model, images, pixel_mask, ids: torch.Tensor, pad_id: int) -> list[float]:
+    "Mean log-probability of each row's tokens after BOS (its EOS included, padding not), from one teacher-forced pass."
+    logp = model(images, pixel_mask, ids).float().log_softmax(-1)           # (B, T-1, V), predicting ids[:, 1:]
+    token = logp.gather(-1, ids[:, 1:, None])[..., 0]                       # (B, T-1)
+    real = ids[:, 1:] != pad_id
+    return ((token * real).sum(1) / real.sum(1).clamp(min=1)).tolist()
+
+@torch.no_grad()
 def transcribe_image(model, tok, cfg, im: Image.Image, beam: int = 1, max_new_tokens: int | None = None) -> dict:
-    "ABC for one image (cut into systems for strip models), with the pieces it was made from."
-    strips = cfg.height < 512
-    parts = crop_systems(im) if strips else [im]
+    "ABC for one image (cut into systems for strip models), with the pieces it was made from and their confidence."
+    bands = find_systems(im)
+    if not bands: raise OmrBlogError('no staff found: the image shows no five-line staff, so there is no music to read')
+    parts = crop_systems(im, bands=bands) if cfg.height < 512 else [im]   # strip models read one system at a time
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
     images, mask = pad_images([image_to_tensor(p, spec) for p in parts], spec)
     limit = max_new_tokens or cfg.eval_max_new_tokens or model.cfg.decoder.max_len - 1
@@ -93,7 +102,8 @@ def transcribe_image(model, tok, cfg, im: Image.Image, beam: int = 1, max_new_to
            greedy_decode(model, images, mask, max_new_tokens=limit))
     abcs = [tok.decode_ids(row) for row in ids.tolist()]
     return {'abc': join_systems(abcs), 'systems': len(parts), 'system_abc': abcs,
-            'hit_limit': [tok.eos_id not in row[1:] for row in ids.tolist()]}
+            'hit_limit': [tok.eos_id not in row[1:] for row in ids.tolist()],
+            'confidence': [round(c, 4) for c in sequence_confidence(model, images, mask, ids, model.cfg.decoder.pad_id)]}
 
 # %% ../nbs/04a_transcribe.ipynb #913a9def
 def _ink_box(im: Image.Image, margin: int = 20) -> tuple[int, int, int, int]:
@@ -186,6 +196,7 @@ class TranscribeResult:
     systems: int = 0
     valid_abc: bool | None = None
     runaway_systems: int = 0
+    confidence: list = field(default_factory=list)   # per system: mean log-probability of the tokens written (0 = sure)
     seconds: float = 0.0
 
 def _stems(paths: list[Path]) -> list[str]:
@@ -212,7 +223,8 @@ def transcribe(images, checkpoint: str | Path | None = None, out_dir: str | Path
             outputs = write_outputs(r['abc'], Path(out_dir), stem)
             results.append(TranscribeResult(str(path), True, abc=r['abc'], outputs={k: str(v) for k, v in outputs.items()},
                                             systems=r['systems'], valid_abc=not abc_problems(r['abc']),
-                                            runaway_systems=sum(r['hit_limit']), seconds=time.perf_counter() - t))
+                                            runaway_systems=sum(r['hit_limit']), confidence=r['confidence'],
+                                            seconds=time.perf_counter() - t))
         except OmrBlogError as e:
             msg = str(e) if str(e).startswith(str(path)) else f'{path}: {e}'
             results.append(TranscribeResult(str(path), False, error=msg, abc=r.get('abc'), systems=r.get('systems', 0),

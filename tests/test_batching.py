@@ -84,3 +84,17 @@ def test_loader_batch_is_consistent(tiny, tokenizer):
     for i in range(4):
         n = int(batch['lengths'][i]); assert batch['ids'][i, n - 1] == tokenizer.eos_id
         assert batch['pixel_mask'][i].sum() == 64 * ds[i][0].shape[-1]
+
+def test_augmented_stream_resumes_to_the_same_images_and_differs_per_epoch(tiny, tokenizer):
+    from omr_blog.degrade import DegradeConfig
+    from omr_blog.train import BatchStream
+    spec = ImageSpec(height=48, max_width=512, stride=16)
+    ds = lambda: OmrDataset(tiny['train'].select(range(8)), tokenizer, spec, 64, DegradeConfig(), seed=3)
+    stream = lambda d, epoch=0, pos=0: BatchStream(d, WidthBucketSampler(d.widths, 4, seed=3), Collate(spec, tokenizer.pad_id), epoch, pos)
+    whole = stream(ds()); batches = [next(whole)['images'] for _ in range(5)]   # 2 batches per epoch: crosses two epochs
+    resumed = stream(ds(), 1, 1)                                               # a run restarted at epoch 1, batch 1
+    for want in batches[3:]: assert torch.equal(next(resumed)['images'], want)
+    clean = OmrDataset(tiny['train'].select(range(8)), tokenizer, spec, 64)
+    a = ds(); a.epoch = 0; e0 = a[2][0]; a.epoch = 1; e1 = a[2][0]
+    assert e0.shape == e1.shape == clean[2][0].shape                        # the same size: width buckets stay right
+    assert not torch.equal(e0, e1) and not torch.equal(e0, clean[2][0])     # a new copy each epoch, never the clean one

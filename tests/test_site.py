@@ -38,6 +38,13 @@ def test_executed_pages_carry_their_outputs(site):
     assert 'not executed in this build' not in html and 'class="output-' in html
     assert 'not executed in this build' in (site/'03d_metrics.html').read_text()   # deep dives: prose and code only
 
+def test_pages_stay_small_and_load_plotly_only_where_it_draws(site):
+    sizes = {f.name: f.stat().st_size for f in site.glob('*.html')}
+    assert max(sizes.values()) < 2 * 2**20, {k: v for k, v in sizes.items() if v >= 2 * 2**20}
+    for f in site.glob('*.html'):
+        t = f.read_text()
+        assert ('assets/plotly.min.js' in t) == ('class="plotly-figure"' in t), f.name
+
 @pytest.mark.skipif(CHROMIUM is None, reason='Debian chromium is installed by make setup')
 def test_pages_open_in_chromium_without_errors(site):
     problems = check_site(site, runs_dir()/'site-screenshots')

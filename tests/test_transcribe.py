@@ -128,3 +128,50 @@ def test_eval_cli_writes_consistent_files(tiny_checkpoint, tmp_path):
     assert abs(rec['metrics']['exact_match'] - sum(x['prediction'] == x['reference'] for x in rows) / 6) < 1e-12
     r = run('eval', '--checkpoint', tiny_checkpoint, '--split', 'nope', '--out', out)
     assert r.returncode == 2 and 'no such split' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+def test_the_degraded_test_split_is_the_test_split_as_fixed_scans(tiny_checkpoint, tmp_path):
+    for out in (tmp_path/'a', tmp_path/'b'):   # twice: the same degraded copies, so the same predictions
+        r = run('eval', '--checkpoint', tiny_checkpoint, '--split', 'test_degraded', '--n', 4, '--omr-ned', 0, '--out', out,
+                '--quiet', '--max-new-tokens', 12)
+        assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path/'a'/'test_degraded.json').read_text())
+    assert rec['split'] == 'test_degraded' and rec['metrics']['n'] == 4
+    assert (tmp_path/'a'/'test_degraded-predictions.jsonl').read_text() == (tmp_path/'b'/'test_degraded-predictions.jsonl').read_text()
+
+def _no_music(tmp_path) -> list[Path]:
+    "Images with no staff in them: blank white, blank black, one pixel, and noise standing in for a photo of a desk."
+    rng = np.random.default_rng(0)
+    ims = {'white': Image.new('L', (600, 120), 255), 'black': Image.new('L', (600, 120), 0), 'pixel': Image.new('RGB', (1, 1)),
+           'desk': Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))}
+    files = []
+    for name, im in ims.items(): f = tmp_path/f'{name}.png'; im.save(f); files.append(f)
+    return files
+
+def test_an_image_without_music_is_refused_not_guessed(tiny_checkpoint, tmp_path):
+    files = _no_music(tmp_path)
+    res = transcribe(files, tiny_checkpoint, tmp_path/'out')
+    assert [r.ok for r in res] == [False] * len(files)
+    for r, f in zip(res, files): assert r.error == f'{f}: no staff found: the image shows no five-line staff, so there is no music to read'
+    assert not (tmp_path/'out').exists() or not any((tmp_path/'out').iterdir())
+    r = run('transcribe', files[0], '--out', tmp_path/'cli')
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [f'omr-blog transcribe: error: {files[0]}: no staff found: '
+                                                                    'the image shows no five-line staff, so there is no music to read']
+
+def test_confidence_is_the_mean_log_probability_of_the_tokens_written(tiny_checkpoint, strip):
+    import torch
+    from omr_blog.batching import ImageSpec, image_to_tensor, pad_images
+    from omr_blog.decoding import greedy_decode
+    from omr_blog.transcribe import sequence_confidence
+    model, tok, cfg = load_checkpoint(tiny_checkpoint)
+    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+    images, mask = pad_images([image_to_tensor(strip, spec), image_to_tensor(strip.crop((0, 0, strip.width // 2, strip.height)), spec)], spec)
+    with torch.no_grad():
+        ids = greedy_decode(model, images, mask, max_new_tokens=20)
+        got = sequence_confidence(model, images, mask, ids, model.cfg.decoder.pad_id)
+        for b in range(2):   # by hand: one token at a time, the probability the model gave the token it then wrote
+            row = ids[b].tolist()[1:]
+            n = row.index(tok.eos_id) + 1 if tok.eos_id in row else len(row)
+            logp = [torch.log_softmax(model(images[b:b + 1], mask[b:b + 1], ids[b:b + 1, :k + 2]).float()[0, -1], -1)[row[k]].item()
+                    for k in range(n)]
+            assert abs(got[b] - sum(logp) / n) < 1e-4, (got[b], sum(logp) / n)
+            assert got[b] <= 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from .batching import ImageSpec, image_to_tensor, open_image, pad_images, to_rgb
 from .checkpoints import load_checkpoint
@@ -28,9 +28,9 @@ from .tokenizer import tokenizer_path
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['HEADER_LINE', 'OUTPUTS', 'find_systems', 'crop_systems', 'join_systems', 'sequence_confidence', 'transcribe_image',
-           'preview_png', 'musicxml_to_midi', 'write_outputs', 'default_checkpoint', 'export_checkpoint',
-           'TranscribeResult', 'transcribe']
+__all__ = ['HEADER_LINE', 'OUTPUTS', 'find_systems', 'crop_systems', 'paper_ratio', 'skew_angle', 'has_staff', 'join_systems',
+           'sequence_confidence', 'transcribe_image', 'preview_png', 'musicxml_to_midi', 'write_outputs',
+           'default_checkpoint', 'export_checkpoint', 'TranscribeResult', 'transcribe']
 
 # %% ../nbs/04a_transcribe.ipynb #5b5a5b51
 def _longest_run(row: np.ndarray) -> int:
@@ -71,6 +71,42 @@ def crop_systems(im: Image.Image, pad: int = 6, bands: list[tuple[int, int]] | N
     if len(bands) <= 1: return [im]
     return [im.crop((0, max(0, t - pad), im.width, min(im.height, b + pad))) for t, b in bands]
 
+# %% ../nbs/04a_transcribe.ipynb #2c715b59
+def paper_ratio(im: Image.Image, block: int = 8) -> np.ndarray:
+    "Each pixel's grey level over the brightest paper near it (1 = paper), horizontally smoothed against sensor noise."
+    g = to_rgb(im).convert('L')
+    W, H = g.size
+    small = g.reduce(block) if min(W, H) >= 2 * block else g                     # block means: mostly paper
+    bg = np.asarray(small.filter(ImageFilter.MaxFilter(5)).resize((W, H), Image.Resampling.BILINEAR), np.float32)
+    r = np.where(bg >= 64, np.asarray(g, np.float32) / np.maximum(bg, 1.0), 2.0)   # no paper nearby (black): never ink
+    k = 5   # a mean along rows keeps a staff line's darkness and averages noise away
+    c = np.cumsum(np.pad(r, ((0, 0), (k // 2 + 1, k // 2)), mode='edge'), axis=1)
+    return (c[:, k:] - c[:, :-k]) / k
+
+def skew_angle(ink: np.ndarray, max_deg: float = 2.0, step: float = 0.1) -> float:
+    "The small rotation (degrees) after which the ink's row profile is sharpest: staff lines horizontal."
+    k = max(1, ink.shape[1] // 800)                                              # search on a reduced mask: pages are large
+    m = Image.fromarray((ink[::k, ::k] * 255).astype(np.uint8))
+    sharpness = lambda a: float((np.asarray(m.rotate(a, resample=Image.Resampling.NEAREST), np.float32).sum(1) ** 2).sum())
+    return float(max(sorted(np.round(np.arange(-max_deg, max_deg + 1e-9, step), 2), key=abs), key=sharpness))   # ties: 0
+
+def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25) -> bool:
+    "Whether the straightened, light-flattened image has five equally spaced dark rows (a staff) anywhere."
+    ink = paper_ratio(im) < ink_below
+    if not ink.any(): return False
+    if (a := skew_angle(ink)): ink = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).rotate(a, resample=Image.Resampling.NEAREST)) > 127
+    cols = np.flatnonzero(ink.any(0))
+    p = ink[:, cols[0]:cols[-1] + 1].mean(1)                                     # (H,) share of each row that is ink
+    line = lambda y: _longest_run(ink[y, cols[0]:cols[-1] + 1]) >= 0.5 * len(cols)   # a staff line runs on; text breaks
+    for w in (3, 6, 12, 24):   # the valley between two lines is within w rows for some w, whatever the scale
+        peaks = [y for y in range(1, len(p) - 1) if p[y] >= p[y - 1] and p[y] > p[y + 1]
+                 and p[y] - max(p[max(0, y - w):y].min(), p[y + 1:y + 1 + w].min()) >= prominence and line(y)]
+        gaps = np.diff(peaks)
+        for k in range(len(gaps) - 3):                                           # five lines: four near-equal gaps
+            g = gaps[k:k + 4]
+            if g.min() >= 3 and g.max() - g.min() <= max(2, 0.3 * g.min()): return True
+    return False
+
 # %% ../nbs/04a_transcribe.ipynb #1d4d4272
 HEADER_LINE = re.compile(r'^[A-Za-z]:(?!\|)')
 
@@ -93,7 +129,7 @@ def sequence_confidence(model, images, pixel_mask, ids: torch.Tensor, pad_id: in
 def transcribe_image(model, tok, cfg, im: Image.Image, beam: int = 1, max_new_tokens: int | None = None) -> dict:
     "ABC for one image (cut into systems for strip models), with the pieces it was made from and their confidence."
     bands = find_systems(im)
-    if not bands: raise OmrBlogError('no staff found: the image shows no five-line staff, so there is no music to read')
+    if not bands and not has_staff(im): raise OmrBlogError('no staff found: the image shows no five-line staff, so there is no music to read')
     parts = crop_systems(im, bands=bands) if cfg.height < 512 else [im]   # strip models read one system at a time
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
     images, mask = pad_images([image_to_tensor(p, spec) for p in parts], spec)

@@ -14,7 +14,8 @@ from omr_blog.batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from omr_blog.dataset import load_omr_dataset
 from omr_blog.tokenizer import train_dataset_tokenizer
 from omr_blog.dataset import dataset_path
-from omr_blog.degrade import DegradeConfig
+from functools import partial
+from omr_blog.degrade import DegradeConfig, degrade
 
 def loader_rate(ds, tok, batch_size, batches, workers):
     dl = torch.utils.data.DataLoader(ds, batch_sampler=WidthBucketSampler(ds.widths, batch_size, seed=0),
@@ -49,7 +50,7 @@ def main():
         rates.append(loader_rate(ds, tok, a.batch_size, a.batches, w))
         print(f'loader, {w} worker process(es): {rates[-1]:7.1f} samples/s')
     loader = max(rates)
-    aug = OmrDataset(d['train'], tok, ImageSpec(height=a.height), degradation=DegradeConfig())
+    aug = OmrDataset(d['train'], tok, ImageSpec(height=a.height), transform=partial(degrade, cfg=DegradeConfig()))
     aug_rates = [loader_rate(aug, tok, a.batch_size, a.batches, w) for w in (0, 1)]
     for w, r in enumerate(aug_rates): print(f'loader with scan/photo augmentation, {w} worker process(es): {r:7.1f} samples/s')
     from omr_blog.model import lm_loss

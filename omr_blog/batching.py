@@ -16,7 +16,6 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .core import OmrBlogError
-from .degrade import DegradeConfig, degrade
 
 # %% auto #0
 __all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'image_to_tensor',
@@ -98,11 +97,11 @@ def pad_ids(seqs: list[list[int]], pad_id: int) -> torch.Tensor:
 
 # %% ../nbs/01e_batching.ipynb #5841253b
 class OmrDataset(torch.utils.data.Dataset):
-    """(image (3,H,W), ids) pairs from a split with columns image/transcription. With a `degradation`, image i is a scanned or
-    photographed copy drawn from (seed, epoch, i) (01f_degrade): new each epoch, the same on a resumed run."""
-    def __init__(self, split, tokenizer, spec: ImageSpec, max_len: int = 2048, degradation: DegradeConfig | None = None, seed: int = 0):
+    """(image (3,H,W), ids) pairs from a split with columns image/transcription. With a `transform` (the scan/photo copies of
+    01f_degrade), image i becomes transform(image, (seed, epoch, i)): new each epoch, the same on a resumed run."""
+    def __init__(self, split, tokenizer, spec: ImageSpec, max_len: int = 2048, transform=None, seed: int = 0):
         self.split, self.tok, self.spec, self.max_len = split, tokenizer, spec, max_len
-        self.degradation, self.seed, self.epoch = degradation, seed, 0   # the training stream sets `epoch`
+        self.transform, self.seed, self.epoch = transform, seed, 0   # the training stream sets `epoch`
         self._raw = split.cast_column('image', split.features['image'].__class__(decode=False))
         self._widths = None
 
@@ -111,7 +110,7 @@ class OmrDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         rec = self._raw[int(i)]
         im = Image.open(io.BytesIO(rec['image']['bytes'])) if rec['image']['bytes'] else Image.open(rec['image']['path'])
-        if self.degradation: im = degrade(im, (self.seed, self.epoch, int(i)), self.degradation)
+        if self.transform: im = self.transform(im, (self.seed, self.epoch, int(i)))
         return image_to_tensor(im, self.spec), self.tok.encode_label(rec['transcription'], self.max_len)
 
     @property

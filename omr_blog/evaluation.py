@@ -8,12 +8,13 @@ Docs: https://omr-blog.github.io/omr_blog/evaluation.html.md"""
 # %% ../nbs/03e_evaluation.ipynb #9dedf879
 from __future__ import annotations
 import contextlib
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from .batching import Collate, ImageSpec, OmrDataset
-from .degrade import DEGRADED_SPLIT, DEGRADED_TEST_SEED, DegradeConfig
+from .degrade import DEGRADED_SPLIT, DEGRADED_TEST_SEED, DegradeConfig, degrade
 from .checkpoints import load_checkpoint
 from .core import OmrBlogError, provenance, write_json, write_jsonl, tqdm
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
@@ -37,7 +38,8 @@ def predict(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int | None, bat
     with a `degradation`, of their fixed scanned/photographed copies (the degraded test split)."""
     was_training = model.training
     model.eval()
-    ds = OmrDataset(split.select(range(min(n or len(split), len(split)))), tok, spec, model.cfg.decoder.max_len, degradation, DEGRADED_TEST_SEED)
+    ds = OmrDataset(split.select(range(min(n or len(split), len(split)))), tok, spec, model.cfg.decoder.max_len,
+                    partial(degrade, cfg=degradation) if degradation else None, DEGRADED_TEST_SEED)
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=Collate(spec, tok.pad_id))
     preds, refs, losses, ntok = [], [], 0.0, 0
     ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()

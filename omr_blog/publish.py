@@ -82,6 +82,7 @@ def output_html(out: dict, fig_id: str) -> str:
         spec = json.dumps(d[PLOTLY_MIME])
         return (f'<div class="plotly-figure" id="{fig_id}"></div><script>(function(){{var s={spec};'
                 f'Plotly.newPlot("{fig_id}", s.data, s.layout, {{responsive: true}});}})();</script>')
+    if 'text/html' in d and 'window.PlotlyConfig' in _text(d['text/html']): return ''   # plotly.js inlined by the notebook (4.8 MB): the site has its own
     if 'text/html' in d: return f'<div class="output-html">{_text(d["text/html"])}</div>'
     if 'image/png' in d: return f'<img class="output-image" alt="figure" src="data:image/png;base64,{_text(d["image/png"]).strip()}">'
     if 'image/svg+xml' in d: return f'<div class="output-svg">{_text(d["image/svg+xml"])}</div>'

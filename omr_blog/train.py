@@ -8,6 +8,7 @@ Docs: https://omr-blog.github.io/omr_blog/train.html.md"""
 # %% ../nbs/03g_train.ipynb #e4434e13
 from __future__ import annotations
 import contextlib, json, os, random, resource, sys, time
+from functools import partial
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
-from .degrade import DegradeConfig
+from .degrade import DegradeConfig, degrade
 from .checkpoints import build_model, load_checkpoint, load_weights, save_checkpoint, set_rng_state
 from .ctc import ctc_loss
 from .config import TrainConfig, lr_at, resolve_precision, same_config
@@ -244,7 +245,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     if cfg.compile: net = torch.compile(net, dynamic=True)   # the weights stay `model`'s: checkpoints and evaluation use it
     accumulation = max(1, cfg.effective_batch // (cfg.batch_size * world))
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
-    train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.max_len, DegradeConfig() if cfg.augment else None, cfg.seed)
+    train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.max_len, partial(degrade, cfg=DegradeConfig()) if cfg.augment else None, cfg.seed)
     opt = adamw(model, cfg.lr, cfg.weight_decay)
     amp = resolve_precision(cfg.precision, device)
     teacher = load_teacher(cfg, tok, device)
@@ -289,7 +290,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 if cfg.eval_every and step % cfg.eval_every == 0 and main_proc:
                     t_eval = time.perf_counter()
-                    terms.update(val_curve_point(model, data['val'], tok, spec, cfg, device, amp))
+                    with torch.random.fork_rng(devices=[]):   # a DataLoader draws its seed from the global RNG: keep the run's
+                        terms.update(val_curve_point(model, data['val'], tok, spec, cfg, device, amp))
                     t_start += time.perf_counter() - t_eval   # evaluation is not training: off the clock and the budget
                     now = time.perf_counter() - t_start
                 rec = {'step': step, 'loss': loss_sum, 'lr': lr_at(step - 1, cfg), 'grad_norm': float(gnorm), 'epoch': batches.epoch,

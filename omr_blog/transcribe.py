@@ -92,12 +92,13 @@ def skew_angle(ink: np.ndarray, max_deg: float = 2.0, step: float = 0.1) -> floa
 
 def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25) -> bool:
     "Whether the straightened, light-flattened image has five equally spaced dark rows (a staff) anywhere."
+    if im.mode == '1' and min(im.size) >= 32 and has_staff(im.convert('L').reduce(2)): return True   # dithered 1-bit scans: 2x2 means give the grey back
     ink = paper_ratio(im) < ink_below
     if not ink.any(): return False
     if (a := skew_angle(ink)): ink = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).rotate(a, resample=Image.Resampling.NEAREST)) > 127
     cols = np.flatnonzero(ink.any(0))
     p = ink[:, cols[0]:cols[-1] + 1].mean(1)                                     # (H,) share of each row that is ink
-    line = lambda y: _longest_run(ink[y, cols[0]:cols[-1] + 1]) >= 0.5 * len(cols)   # a staff line runs on; text breaks
+    line = lambda y: p[y] >= 0.75 or _longest_run(ink[y, cols[0]:cols[-1] + 1]) >= 0.5 * len(cols)   # a staff line runs on; text breaks
     for w in (3, 6, 12, 24):   # the valley between two lines is within w rows for some w, whatever the scale
         peaks = [y for y in range(1, len(p) - 1) if p[y] >= p[y - 1] and p[y] > p[y + 1]
                  and p[y] - max(p[max(0, y - w):y].min(), p[y + 1:y + 1 + w].min()) >= prominence and line(y)]

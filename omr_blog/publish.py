@@ -147,9 +147,10 @@ def page_html(nb: dict, page: Page, pages: list[Page], site_title: str, executed
     i = pages.index(page)
     prev = f'<a href="{pages[i - 1].href}">&larr; {html.escape(titles[pages[i - 1].source])}</a>' if i else '<span></span>'
     nxt = f'<a href="{pages[i + 1].href}">{html.escape(titles[pages[i + 1].source])} &rarr;</a>' if i + 1 < len(pages) else '<span></span>'
+    script = PLOTLY_SCRIPT if '<div class="plotly-figure"' in body else ''   # (code shown on a page is escaped)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(h1)} - {html.escape(site_title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="assets/style.css">'
-            f'{PLOTLY_SCRIPT if "plotly-figure" in body else ""}</head><body><nav class="sidebar"><a href="index.html"><b>{html.escape(site_title)}</b></a>'
+            f'{script}</head><body><nav class="sidebar"><a href="index.html"><b>{html.escape(site_title)}</b></a>'
             f'{"".join(nav)}</nav><main>{note}{body}<footer class="pager">{prev}{nxt}</footer></main></body></html>')
 
 def render_site(executed_dir: str | Path | None = None, out: str | Path | None = None, quarto_yml: str | Path | None = None) -> Path:

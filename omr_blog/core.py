@@ -6,7 +6,7 @@ Docs: https://omr-blog.github.io/omr_blog/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #0e45e69a
 from __future__ import annotations
-import hashlib, json, math, os, platform, subprocess, sys, tempfile, time, warnings
+import hashlib, json, logging, math, os, platform, subprocess, sys, tempfile, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,9 @@ def flush_denormals():
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='IProgress not found')   # no ipywidgets: a text bar, without saying so
     from tqdm.auto import tqdm   # noqa: F401 (re-exported: every module takes its bar from here)
+# bitsandbytes (peft imports it too) warns on CPUs with AVX512-BF16 that an optional kernel cannot be fetched from the
+# hub; offline it uses its own kernel, and the warning is noise on every page that touches LoRA
+logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)
 
 # %% ../nbs/00_core.ipynb #eb75b8bd
 class OmrBlogError(Exception):

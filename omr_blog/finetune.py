@@ -8,8 +8,6 @@ Docs: https://omr-blog.github.io/omr_blog/finetune.html.md"""
 
 # %% ../nbs/03b_finetune.ipynb #b7e8451f
 from __future__ import annotations
-import logging
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -49,8 +47,7 @@ def add_lora(module: nn.Module, targets: list[str], rank: int = 8, alpha: int | 
 
 # %% ../nbs/03b_finetune.ipynb #3259584c
 def import_bitsandbytes():
-    "bitsandbytes, without its warning on CPUs with AVX512-BF16 that an optional kernel could not be fetched from the hub."
-    logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)   # offline it falls back to its own kernel
+    "bitsandbytes, imported where it is needed (its import allocates); core has already silenced its offline-kernel warning."
     import bitsandbytes
     return bitsandbytes
 

@@ -110,7 +110,8 @@ class OmrDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         rec = self._raw[int(i)]
         im = Image.open(io.BytesIO(rec['image']['bytes'])) if rec['image']['bytes'] else Image.open(rec['image']['path'])
-        if self.transform: im = self.transform(im, (self.seed, self.epoch, int(i)))
+        if self.transform:   # at the training height: a third of the pixels to degrade, and the blur is in model pixels
+            im = self.transform(resize_to_height(to_rgb(im), self.spec), (self.seed, self.epoch, int(i)))
         return image_to_tensor(im, self.spec), self.tok.encode_label(rec['transcription'], self.max_len)
 
     @property

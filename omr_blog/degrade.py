@@ -61,7 +61,7 @@ def degrade(im: Image.Image, seed, cfg: DegradeConfig = DegradeConfig()) -> Imag
         ramp = (ramp - ramp.min()) / max(1e-6, np.ptp(ramp))
         a = a * (1 - rng.uniform(0, cfg.light) * ramp)
     if on(): a = a * (1 - rng.uniform(0, cfg.paper) * _smooth_field(rng, W, H))
-    if on(): a = a + rng.normal(0, rng.uniform(0, cfg.noise), a.shape)
+    if on(): a = a + rng.uniform(0, cfg.noise) * rng.standard_normal(a.shape, dtype=np.float32)
     out = Image.fromarray((np.clip(a, 0, 1) * 255).round().astype(np.uint8))
     if on():
         buf = io.BytesIO(); out.save(buf, 'JPEG', quality=int(rng.integers(cfg.jpeg[0], cfg.jpeg[1] + 1)))

@@ -16,9 +16,8 @@ from .backbones import BACKBONES
 from .core import OmrBlogError
 
 # %% auto #0
-__all__ = ['FINETUNE_MODES', 'LORA_TARGETS', 'freeze', 'add_lora', 'import_bitsandbytes', 'quantize_linear_4bit',
-           'has_linear_layers', 'prepare_finetune', 'trainable_params', 'frozen_keys', 'checkpoint_state',
-           'distillation_loss']
+__all__ = ['FINETUNE_MODES', 'LORA_TARGETS', 'freeze', 'add_lora', 'quantize_linear_4bit', 'has_linear_layers',
+           'prepare_finetune', 'trainable_params', 'frozen_keys', 'checkpoint_state', 'distillation_loss']
 
 # %% ../nbs/03b_finetune.ipynb #70229af6
 FINETUNE_MODES = ('full', 'frozen', 'lora', 'qlora')
@@ -46,14 +45,9 @@ def add_lora(module: nn.Module, targets: list[str], rank: int = 8, alpha: int | 
     return module
 
 # %% ../nbs/03b_finetune.ipynb #3259584c
-def import_bitsandbytes():
-    "bitsandbytes, imported where it is needed (its import allocates); core has already silenced its offline-kernel warning."
-    import bitsandbytes
-    return bitsandbytes
-
 def quantize_linear_4bit(module: nn.Module, quant_type: str = 'nf4', compute_dtype=torch.float32) -> int:
     "Replace every nn.Linear inside `module` by a frozen bitsandbytes Linear4bit in place; returns how many."
-    bnb = import_bitsandbytes()
+    import bitsandbytes as bnb
     n = 0
     for name, child in list(module.named_children()):
         if isinstance(child, nn.Linear):

@@ -18,7 +18,7 @@ import torch.nn as nn
 from .backbones import BACKBONES
 from .config import TrainConfig, make_config, resolve_precision
 from .core import OmrBlogError, provenance, results_dir, write_json, tqdm
-from .finetune import has_linear_layers, import_bitsandbytes, prepare_finetune
+from .finetune import has_linear_layers, prepare_finetune
 from .model import ModelConfig, MusicTrOCR, lm_loss
 from .results import results_table
 from .sweep import SWEEP_PRESET
@@ -131,7 +131,7 @@ def _measure_here(cfg: TrainConfig, batch_size: int, width: int, seq_len: int, s
     dec = replace(cfg.decoder, vocab_size=cfg.vocab_size)
     with torch.device('meta'):   # imports every library the step uses (transformers' model code, peft) and allocates nothing
         prepare_finetune(MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec)), 'lora' if cfg.finetune == 'qlora' else cfg.finetune)
-    if cfg.finetune == 'qlora': import_bitsandbytes()   # its import allocates: before the baseline, not in the step
+    if cfg.finetune == 'qlora': import bitsandbytes  # noqa: F401 -- its import allocates: before the baseline, not in the step
     gc.collect()
     base = torch.cuda.memory_allocated() if cuda else _rss_bytes()
     if not cuda: _reset_peak_rss()

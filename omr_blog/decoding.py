@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .model import MusicTrOCR
 
 # %% auto #0
-__all__ = ['apply_repetition_penalty', 'greedy_decode', 'beam_search']
+__all__ = ['apply_repetition_penalty', 'greedy_decode', 'beam_search', 'StaticGreedyDecoder', 'static_greedy_decode']
 
 # %% ../nbs/02c_decoding.ipynb #5b1b1db6
 def apply_repetition_penalty(logits: torch.Tensor, ids: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -100,3 +100,83 @@ def beam_search(model: MusicTrOCR, images, pixel_mask=None, beam: int = 4, max_n
     out = torch.full((B, max(map(len, best))), c.pad_id, dtype=torch.long, device=dev)
     for b, s in enumerate(best): out[b, :len(s)] = torch.tensor(s, device=dev)
     return out
+
+# %% ../nbs/02c_decoding.ipynb #8168a9ba
+class StaticGreedyDecoder:
+    "Greedy decoding with a preallocated cache: every step has the same shapes, so CUDA can record it once as a graph."
+    def __init__(self, model: MusicTrOCR, memory, memory_mask, max_new_tokens: int, cuda_graph: bool | None = None,
+                 stop_at_eos: bool = True):
+        dec, c = model.decoder, model.cfg.decoder
+        self.dec, self.c, self.steps, self.stop_at_eos = dec, c, _limit(model, max_new_tokens), stop_at_eos
+        B, S, dev = memory.shape[0], self.steps + 1, memory.device
+        a = dec.layers[0].self_attn
+        probe = a.kv(memory[:, :1])                                           # the dtype the projections compute in
+        self.k = [probe.new_zeros(B, a.h, S, a.dh) for _ in dec.layers]       # (B, h, S, dh): every position, once
+        self.v = [probe.new_zeros(B, a.h, S, a.dh) for _ in dec.layers]
+        self.cross = []                                                       # the image's K/V, computed once
+        for layer in dec.layers:
+            ck, cv = layer.cross_attn.kv(memory).chunk(2, dim=-1)
+            self.cross.append((layer.cross_attn._heads(ck), layer.cross_attn._heads(cv)))
+        self.memory_mask = memory_mask[:, None, None, :]                      # (B, 1, 1, N)
+        self.positions = torch.arange(S, device=dev)
+        self.pos = torch.zeros(1, dtype=torch.long, device=dev)               # the step's position, on the device
+        self.tok = torch.full((B, 1), c.bos_id, dtype=torch.long, device=dev)
+        self.done = torch.zeros(B, dtype=torch.bool, device=dev)
+        self.out = torch.full((B, S), c.pad_id, dtype=torch.long, device=dev)
+        self.out[:, 0] = c.bos_id
+        self.graph = None
+        if cuda_graph if cuda_graph is not None else dev.type == 'cuda': self._record()
+
+    def _attend(self, attn, x, k, v, mask):
+        y = F.scaled_dot_product_attention(attn._heads(attn.q(x)), k, v, attn_mask=mask)   # (B, h, 1, dh)
+        return attn.o(y.transpose(1, 2).reshape(x.shape[0], 1, -1))
+
+    def step(self):
+        "One token for every row, at position `pos`: the same wiring as `Decoder.forward` with a cache (the lesson checks)."
+        x = self.dec.tok(self.tok) + self.dec.pos(self.pos)                   # (B, 1, C)
+        seen = (self.positions <= self.pos)[None, None, None, :]              # (1, 1, 1, S): written so far
+        for i, layer in enumerate(self.dec.layers):
+            h, a = layer.ln1(x), layer.self_attn
+            k, v = a.kv(h).chunk(2, dim=-1)
+            self.k[i].index_copy_(2, self.pos, a._heads(k)); self.v[i].index_copy_(2, self.pos, a._heads(v))
+            x = x + self._attend(a, h, self.k[i], self.v[i], seen)
+            x = x + self._attend(layer.cross_attn, layer.ln2(x), *self.cross[i], self.memory_mask)
+            x = x + layer.ff(layer.ln3(x))
+        nxt = self.dec.head(self.dec.ln(x))[:, -1].float().argmax(-1)        # (B,)
+        nxt = torch.where(self.done, torch.full_like(nxt, self.c.pad_id), nxt)
+        if self.stop_at_eos: self.done |= nxt == self.c.eos_id   # (a Python branch: recorded into the graph as it was taken)
+        self.out.index_copy_(1, self.pos + 1, nxt[:, None]); self.tok.copy_(nxt[:, None]); self.pos.add_(1)
+
+    def _reset(self):
+        self.pos.zero_(); self.tok.fill_(self.c.bos_id); self.done.zero_()
+        self.out.fill_(self.c.pad_id); self.out[:, 0] = self.c.bos_id
+
+    def _record(self):
+        side = torch.cuda.Stream(); side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):                                         # warm-up off the default stream, as CUDA asks
+            for _ in range(2): self.step()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph): self.step()
+        self._reset()
+
+    @torch.no_grad()
+    def __call__(self, check_every: int = 32) -> torch.Tensor:
+        "Token ids (B, T) starting with BOS, like `greedy_decode`."
+        self._reset()
+        t = -1
+        for t in range(self.steps):
+            self.graph.replay() if self.graph is not None else self.step()
+            if self.stop_at_eos and (t + 1) % check_every == 0 and bool(self.done.all()): break   # the only host sync
+        ids = self.out[:, :t + 2]
+        if self.stop_at_eos:                                                  # as greedy_decode: up to the last row's EOS
+            last = int((ids == self.c.eos_id).float().cumsum(1).eq(0).sum(1).max()) if bool(self.done.all()) else ids.shape[1] - 1
+            ids = ids[:, :last + 1]
+        return ids
+
+@torch.no_grad()
+def static_greedy_decode(model: MusicTrOCR, images, pixel_mask=None, max_new_tokens: int | None = None,
+                         cuda_graph: bool | None = None, stop_at_eos: bool = True) -> torch.Tensor:
+    "`greedy_decode` through `StaticGreedyDecoder` (a CUDA graph on a GPU, unless `cuda_graph=False`)."
+    memory = model.encode(images, pixel_mask)
+    return StaticGreedyDecoder(model, *memory, max_new_tokens, cuda_graph, stop_at_eos)()

@@ -12,7 +12,7 @@ SWEEP_PRESET := cpu-short
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: blog test test-fast lint setup apt data lab tiny-data check-generated pytest pytest-fast nbtest nbtest-fast benchmarks default-checkpoint efficiency exposure levers ctc screenshots help
+.PHONY: blog test test-fast lint setup apt data lab tiny-data check-generated pytest pytest-fast nbtest nbtest-fast benchmarks default-checkpoint efficiency exposure levers ctc screenshots help gpu-prep gpu-suite
 
 help:
 	@echo "make blog   - build the dataset and the post (main job)"
@@ -20,6 +20,7 @@ help:
 	@echo "make test-fast - unit tests, lint and the lesson cells that do not train (about 2 minutes)"
 	@echo "make setup  - only install (Debian packages + .venv)"
 	@echo "make lab    - open the notebooks in JupyterLab"
+	@echo "make gpu-prep / gpu-suite - prepare the GPU measurements here / run them on a GPU machine"
 
 setup: apt $(VENV_STAMP)
 
@@ -132,6 +133,16 @@ test: lint check-generated pytest nbtest
 
 # The quick subset while editing: no training, no papermill, no browser.
 test-fast: lint check-generated pytest-fast nbtest-fast
+
+# The GPU suite (benchmarks/gpu_suite.py): gpu-prep fills the carry folder .gpu/ here (pages, strips, tokenizers and the
+# packages the GPU image lacks, from a committed tree); gpu-suite runs it on the GPU machine with its own python3 (<= 8 min).
+gpu-prep: setup
+	.venv/bin/omr-blog data --recipe cpu-short --quiet >/dev/null
+	.venv/bin/python benchmarks/gpu_suite.py prep
+
+GPU_PYTHON ?= python3
+gpu-suite:
+	PYTHONPATH=.gpu/site:. $(GPU_PYTHON) benchmarks/gpu_suite.py run $(SUITE_ARGS)
 
 benchmarks: setup
 	.venv/bin/python benchmarks/render_throughput.py

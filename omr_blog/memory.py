@@ -20,8 +20,6 @@ from .config import TrainConfig, make_config, resolve_precision
 from .core import OmrBlogError, provenance, results_dir, write_json, tqdm
 from .finetune import has_linear_layers, prepare_finetune
 from .model import ModelConfig, MusicTrOCR, lm_loss
-from .results import results_table
-from .sweep import SWEEP_PRESET
 
 # %% auto #0
 __all__ = ['HALF', 'MEASURE_ENV', 'MODE_ORDER', 'BATCHES', 'VALIDATION_PRESET', 'saved_activation_bytes', 'MemoryEstimate',
@@ -210,8 +208,12 @@ def fit_rows(budget_bytes: float, preset: str = 'gpu-full', backbones=None, head
                          'batch1_gib': round(at(1).total / 2**30, 2), 'trainable_params': at(1).trainable})
     return rows
 
-def sweep_ranking(preset: str = SWEEP_PRESET, key: str = 'val_loss') -> list[str]:
-    "Backbones ordered by a measured metric of a sweep (lower is better); backbones without it are left out."
+def sweep_ranking(preset: str | None = None, key: str = 'val_loss') -> list[str]:
+    "Backbones ordered by a measured metric of a sweep (default: the post's sweep; lower is better); backbones without it are left out."
+    # imported here: the estimator above needs no training stack (the GPU suite imports this module on a bare image)
+    from omr_blog.results import results_table
+    from omr_blog.sweep import SWEEP_PRESET
+    preset = preset or SWEEP_PRESET
     rows = [r for r in results_table(preset) if r.get(key) is not None]
     return [r['backbone'] for r in sorted(rows, key=lambda r: r[key])]
 

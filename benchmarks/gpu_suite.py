@@ -1,0 +1,405 @@
+"""The GPU suite: the measurements the post needs from a GPU, prepared here and run there in one command.
+
+A GPU is lent now and then, briefly (about 10 minutes, no network, an image without `datasets`, verovio, music21,
+papermill, bitsandbytes or wandb). So everything it needs is prepared on the CPU machine (`make gpu-prep`: the data,
+the tokenizers, the missing pure-Python packages unpacked into `.gpu/site`), and the suite writes one JSON record per
+stage, with provenance naming the GPU, as soon as the stage ends, most valuable first, so that a run cut off still
+leaves the records that matter most:
+
+  1. train_step.json  the gpu-full preset on pages (1024 px, the 6x512 decoder, bf16 autocast), every backbone at
+                      micro-batch 4, 8 and 16: samples/s, tokens/s, peak VRAM (max_memory_allocated), MFU from counted
+                      FLOPs against the GPU's peak bf16 rate; an OOM is a record, not a crash
+  2. estimator.json   Section 6's memory estimate beside each peak measured in stage 1
+  3. decoding.json    greedy (eager KV cache, and the CUDA-graph step) and beam search of the 6x512 decoder against
+                      transformers' VisionEncoderDecoderModel.generate at equal dims, batch 1 and 16, 512 new tokens;
+                      and the training step against it (targets: >= 1.5x its greedy tokens/s, >= 1.2x its step)
+  4. finetune.json    full fine-tuning vs LoRA vs QLoRA (nf4) for two backbones: step time and peak VRAM
+  5. strips.json      with the time left: the CPU sweep's recipe (cpu-short) per backbone on the GPU, loss curves
+
+    make gpu-prep                                                     # here, once: fills .gpu/ (about 30 MB)
+    PYTHONPATH=.gpu/site:. python3 benchmarks/gpu_suite.py run --out $OUT   # there: <= 8 minutes on one H100
+    .venv/bin/python benchmarks/gpu_suite.py run --dry-run --out /tmp/s     # here: the same code paths, tiny sizes, CPU
+
+`--dry-run` (in `make test`) runs every stage on the CPU with tiny models, so the suite cannot rot between GPU visits.
+The suite uses no API newer than the GPU image's torch 2.11 and transformers 5.17.
+"""
+from __future__ import annotations
+import argparse, gc, json, os, shutil, sys, time, zipfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]   # the package and vs_transformers, without installing
+
+import torch
+from omr_blog.backbones import BACKBONES
+
+STAGES = ('train_step', 'estimator', 'decoding', 'finetune', 'strips')
+# Peak dense bf16 tensor-core rate (FLOP/s) by GPU name, from the vendors' data sheets (sparsity not counted).
+PEAK_BF16 = {'H200': 989e12, 'H100 80GB HBM3': 989e12, 'H100 NVL': 835e12, 'H100 PCIe': 756e12, 'H100': 989e12,
+             'A100': 312e12, 'L40S': 362e12, 'L4': 121e12, 'A10G': 70e12, 'T4': 65e12}
+# Wheels the GPU image lacks (versions as pinned here): pure Python, or built for CPython 3.12 on x86-64 Linux.
+CARRIED = ('datasets', 'dill', 'multiprocess', 'abctoolkit', 'rapidfuzz', 'bitsandbytes')
+BNB_KEEP = 'libbitsandbytes_cuda130.so'   # the image's torch is built for CUDA 13.0; the other 120 MB of builds stay here
+
+def peak_bf16_flops(name: str | None) -> float | None:
+    "The GPU's peak bf16 rate by the longest matching name (None: unknown, MFU left missing)."
+    hits = [k for k in PEAK_BF16 if name and k in name]
+    return PEAK_BF16[max(hits, key=len)] if hits else None
+
+# ---------------------------------------------------------------------------------------------------------------- prep
+def export_pages(ds_dir: Path, out: Path, n: int, height: int) -> dict:
+    "The first `n` training pages of a built dataset as one Parquet file, scaled to `height` (what the suite feeds at that height)."
+    import io
+    import pyarrow as pa, pyarrow.parquet as pq
+    from PIL import Image
+    from omr_blog.batching import ImageSpec, resize_to_height, to_rgb
+    from omr_blog.dataset import build_report, load_omr_dataset
+    split = load_omr_dataset(ds_dir)['train']
+    rows = []
+    for rec in split.select(range(min(n, len(split)))):
+        buf = io.BytesIO(); resize_to_height(to_rgb(rec['image']), ImageSpec(height=height, max_width=10**6)).save(buf, 'PNG')
+        rows.append({'image': buf.getvalue(), 'transcription': rec['transcription'], 'filename': rec['filename']})
+    pq.write_table(pa.Table.from_pylist(rows), out)
+    return {'name': ds_dir.name, 'fingerprint': build_report(ds_dir)['fingerprint'], 'pages': len(rows), 'height': height}
+
+def export_strips(ds_dir: Path, out: Path, n_train: int, n_eval: int, height: int, vocab_size: int) -> dict:
+    "A subset of a strips dataset, scaled to the training height, saved as a dataset `train()` reads (with its tokenizer)."
+    from datasets import DatasetDict
+    from omr_blog.batching import ImageSpec, resize_to_height, to_rgb
+    from omr_blog.dataset import build_report, load_omr_dataset
+    from omr_blog.tokenizer import tokenizer_path, train_dataset_tokenizer
+    from omr_blog.core import write_json
+    spec, ds = ImageSpec(height=height, max_width=10**6), load_omr_dataset(ds_dir)
+    sizes = {'train': n_train, 'val': n_eval, 'test': n_eval}
+    small = DatasetDict({s: ds[s].select(range(min(k, len(ds[s])))).map(lambda r: {'image': resize_to_height(to_rgb(r['image']), spec)})
+                         for s, k in sizes.items()})
+    if out.exists(): shutil.rmtree(out)
+    small.save_to_disk(str(out/'hf'))
+    train_dataset_tokenizer(ds_dir, vocab_size).save(tokenizer_path(out, vocab_size))   # the sweep's own BPE
+    src = build_report(ds_dir)
+    write_json(out/'report.json', {'name': out.name, 'fingerprint': f'{src["fingerprint"]}:first{sizes}@{height}px',
+                                   'sizes': {s: len(small[s]) for s in small}, 'source': src['name']})
+    return {'name': src['name'], 'fingerprint': src['fingerprint'], 'sizes': {s: len(small[s]) for s in small}, 'height': height}
+
+def unpack_wheels(out: Path, names=CARRIED, python: str = '3.12') -> list[str]:
+    "Download the wheels of `names` (this environment's versions) for CPython `python` on x86-64 Linux; unpack into `out`."
+    import subprocess
+    from importlib.metadata import version
+    wheels = out.parent/'wheels'
+    wheels.mkdir(parents=True, exist_ok=True)
+    specs = [f'{n}=={version(n)}' for n in names]
+    plats = [a for p in ('manylinux_2_28_x86_64', 'manylinux_2_27_x86_64', 'manylinux_2_24_x86_64', 'manylinux_2_17_x86_64',
+                         'manylinux2014_x86_64') for a in ('--platform', p)]
+    subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--disable-pip-version-check', '--no-deps', '--only-binary=:all:',
+                    '--python-version', python, '--implementation', 'cp', *plats, '-d', str(wheels), *specs], check=True)
+    if out.exists(): shutil.rmtree(out)
+    for w in sorted(wheels.glob('*.whl')):
+        with zipfile.ZipFile(w) as z:
+            z.extractall(out, [m for m in z.namelist() if not ('libbitsandbytes_' in m and not m.endswith(BNB_KEEP))])
+    shutil.rmtree(wheels)
+    return specs
+
+def prep(a):
+    "Fill the carry folder: pages, strips, tokenizers, unpacked wheels and the commit they were made from."
+    from omr_blog.core import git_state, write_json
+    from omr_blog.dataset import BuildConfig, build_dataset, resolve_dataset_dir
+    state = git_state()
+    if state['dirty'] and not a.allow_dirty:
+        sys.exit('gpu-prep: the tree has uncommitted changes: the GPU records would name a commit that is not their code '
+                 '(commit first, or pass --allow-dirty for a rehearsal)')
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    pages_dir = resolve_dataset_dir(a.pages) if a.pages else build_dataset(BuildConfig(name='omr-synth-gpu-pages', granularity='pages', train=a.n_pages,
+                                                                        val=1, test=1, domain_shift=False, max_staves=99,
+                                                                        max_systems_per_piece=10**9, shard_pieces=a.n_pages))
+    strips_dir = resolve_dataset_dir(a.strips)
+    info = {'git': state, 'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+            'pages': export_pages(pages_dir, out/'pages.parquet', a.n_pages, a.page_height),
+            'strips': export_strips(strips_dir, out/'strips', a.n_strips, a.n_eval, a.strip_height, a.strip_vocab)}
+    from omr_blog.tokenizer import train_dataset_tokenizer
+    train_dataset_tokenizer(strips_dir, 4096).save(out/'tokenizer')   # the pages' BPE: vocab 4096 as the gpu-full preset (the sweep data's)
+    info['wheels'] = [] if a.no_wheels else unpack_wheels(out/'site')
+    write_json(out/'prep.json', info)
+    size = sum(f.stat().st_size for f in out.rglob('*') if f.is_file())
+    print(f'{out}: {size / 2**20:.1f} MiB ({info["pages"]["pages"]} pages, {info["strips"]["sizes"]} strips, '
+          f'{len(info["wheels"])} packages) from commit {str(state["commit"])[:8]}{" (dirty)" if state["dirty"] else ""}')
+
+# ----------------------------------------------------------------------------------------------------------- the suite
+class Suite:
+    "What every stage shares: device, sizes, the clock, the data and the records."
+    def __init__(self, a):
+        from omr_blog.config import resolve_precision
+        from omr_blog.tokenizer import AbcTokenizer
+        self.a, self.dry = a, a.dry_run
+        self.device = torch.device('cuda' if torch.cuda.is_available() and not a.dry_run else 'cpu')
+        if self.device.type == 'cpu' and not a.dry_run: sys.exit('gpu_suite: no GPU here (use --dry-run to rehearse on the CPU)')
+        self.amp = resolve_precision('auto', self.device)            # bf16 on the GPU; on a CPU what it supports
+        self.t0, self.budget = time.monotonic(), a.budget_s
+        self.out = Path(a.out); self.out.mkdir(parents=True, exist_ok=True)
+        self.data = Path(a.data)
+        self.prep = json.loads((self.data/'prep.json').read_text()) if (self.data/'prep.json').exists() else {}
+        self.tok = AbcTokenizer.load(self.data/'tokenizer')
+        import pyarrow.parquet as pq
+        self.pages = pq.read_table(self.data/'pages.parquet').to_pylist()
+        self.gpu = torch.cuda.get_device_name(0) if self.device.type == 'cuda' else None
+        self.peak = peak_bf16_flops(self.gpu)
+        self.batches = a.batches or ([1, 2] if self.dry else [4, 8, 16])
+
+    def left(self) -> float: return self.budget - (time.monotonic() - self.t0)
+
+    def provenance(self) -> dict:
+        "The package's provenance; where the copy has no git (the GPU machine), the commit `gpu-prep` recorded."
+        from omr_blog.core import provenance
+        p = provenance()
+        if p['git'].get('commit') is None and self.prep.get('git'): p['git'] = {**self.prep['git'], 'from': 'gpu-prep'}
+        return p
+
+    def write(self, stage: str, rows: list[dict], **extra) -> Path:
+        from omr_blog.core import write_json
+        rec = {'stage': stage, 'gpu': self.gpu, 'dry_run': self.dry, 'precision': str(self.amp).removeprefix('torch.') if self.amp else 'fp32',
+               'elapsed_s': round(time.monotonic() - self.t0, 1), 'rows': rows, **extra,
+               'data': {k: self.prep.get(k) for k in ('pages', 'strips')}, 'provenance': self.provenance()}
+        path = write_json(self.out/f'{stage}.json', rec)
+        print(f'[{rec["elapsed_s"]:6.1f}s] {stage}: {len(rows)} rows -> {path}', flush=True)
+        return path
+
+    def config(self, backbone: str, **overrides):
+        "The gpu-full preset (dry run: cpu-tiny's tiny sizes) at the pages' height; random weights (no hub there)."
+        from omr_blog.config import make_config
+        if self.dry: return make_config('cpu-tiny', backbone, pretrained=False, height=64, max_width=256, **overrides)
+        return make_config('gpu-full', backbone, pretrained=False, **overrides)
+
+    def model(self, cfg, finetune: str = 'full'):
+        from omr_blog.finetune import prepare_finetune
+        from omr_blog.model import ModelConfig, MusicTrOCR
+        dec = replace(cfg.decoder, vocab_size=len(self.tok), pad_id=self.tok.pad_id, bos_id=self.tok.bos_id, eos_id=self.tok.eos_id,
+                      dropout=0.0)   # dropout off: the same work in every step of a timing
+        torch.manual_seed(0)
+        m = prepare_finetune(MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec)), finetune)
+        return m.to(self.device).train()
+
+    def page_batch(self, cfg, stride: int, n: int) -> dict:
+        "`n` real pages (cycled if fewer) at the config's height, padded as training pads them, on the device."
+        import io
+        from PIL import Image
+        from omr_blog.batching import Collate, ImageSpec, image_to_tensor
+        spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=stride)
+        items = [(image_to_tensor(Image.open(io.BytesIO(r['image'])), spec), self.tok.encode_label(r['transcription'], cfg.decoder.max_len))
+                 for r in (self.pages[i % len(self.pages)] for i in range(n))]
+        return {k: v.to(self.device) for k, v in Collate(spec, self.tok.pad_id)(items).items()}
+
+    def sync(self):
+        if self.device.type == 'cuda': torch.cuda.synchronize()
+
+    def free(self):
+        gc.collect()
+        if self.device.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+
+    def peak_bytes(self) -> int | None:
+        return torch.cuda.max_memory_allocated() if self.device.type == 'cuda' else None
+
+def oom_errors() -> tuple:
+    return tuple({torch.cuda.OutOfMemoryError, getattr(torch, 'OutOfMemoryError', torch.cuda.OutOfMemoryError)})
+
+def train_step(s: Suite, model, opt, b: dict):
+    "One optimizer step as training takes it: autocast forward, loss, backward, clipped gradients, AdamW."
+    from omr_blog.model import lm_loss
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(s.device.type, dtype=s.amp, enabled=s.amp is not None):
+        loss = lm_loss(model(b['images'], b['pixel_mask'], b['ids']), b['ids'], s.tok.pad_id)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    opt.step()
+    return loss
+
+def measure_steps(s: Suite, cfg, batch_size: int, finetune: str = 'full', steps: int | None = None) -> dict:
+    "Build, warm up, count one step's FLOPs, time `steps` steps; peak VRAM over the whole; OOM -> status 'oom'."
+    from torch.utils.flop_counter import FlopCounterMode
+    row = {'backbone': cfg.backbone, 'batch': batch_size, 'finetune': finetune, 'height': cfg.height}
+    steps = steps or (1 if s.dry else s.a.steps)
+    model = opt = b = None
+    try:
+        s.free()
+        model = s.model(cfg, finetune)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95))
+        b = s.page_batch(cfg, model.backbone.multiple, batch_size)
+        row.update(width=int(b['images'].shape[-1]), label_tokens=int((b['ids'] != s.tok.pad_id).sum()),
+                   params=sum(p.numel() for p in model.parameters()), trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
+        train_step(s, model, opt, b)                                   # warm-up: kernels chosen, optimizer state made
+        with FlopCounterMode(display=False) as fc: train_step(s, model, opt, b)
+        row['flops_per_step'] = int(fc.get_total_flops())
+        s.sync(); t = time.perf_counter()
+        for _ in range(steps): train_step(s, model, opt, b)
+        s.sync(); dt = (time.perf_counter() - t) / steps
+        row.update(status='ok', step_s=dt, samples_per_s=batch_size / dt, tokens_per_s=row['label_tokens'] / dt, timed_steps=steps,
+                   peak_vram_bytes=s.peak_bytes(), mfu=row['flops_per_step'] / dt / s.peak if s.peak else None)
+    except oom_errors() as e:
+        row.update(status='oom', error=str(e).splitlines()[0][:200], peak_vram_bytes=s.peak_bytes())
+    except Exception as e:   # one configuration failing must not lose the others
+        row.update(status='failed', error=f'{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}')
+    finally:
+        del model, opt, b
+        s.free()
+    return row
+
+def stage_train_step(s: Suite) -> list[dict]:
+    rows, deadline = [], s.left() * s.a.share_train
+    t = time.monotonic()
+    for bb in BACKBONES:
+        for B in s.batches:
+            if time.monotonic() - t > deadline: rows.append({'backbone': bb, 'batch': B, 'status': 'skipped', 'error': 'time budget'}); continue
+            rows.append(measure_steps(s, s.config(bb), B))
+            r = rows[-1]
+            print(f'  {bb:16s} B={B:<3d} {r["status"]:7s} ' + (f'{r["samples_per_s"]:7.1f} samples/s {r["tokens_per_s"]:9.0f} tok/s '
+                  f'peak {(r["peak_vram_bytes"] or 0) / 2**30:6.2f} GiB MFU {r["mfu"] or 0:.2f}' if r['status'] == 'ok' else r.get('error', '')), flush=True)
+            if r['status'] == 'oom': break   # a larger micro-batch will not fit either
+    return rows
+
+def stage_estimator(s: Suite, measured: list[dict]) -> list[dict]:
+    "Section 6's estimate (meta-device pass, nothing allocated) at the measured shapes, beside the measured peak."
+    from omr_blog.memory import estimate_memory
+    rows = []
+    for r in measured:
+        if r.get('status') != 'ok' or r.get('peak_vram_bytes') is None and not s.dry: continue
+        cfg = s.config(r['backbone'])
+        e = estimate_memory(cfg, batch_size=r['batch'], width=r['width'], seq_len=r['label_tokens'] // r['batch'] + 1,
+                            precision='bf16' if s.amp == torch.bfloat16 else 'fp32', vocab_size=len(s.tok))
+        rows.append({'backbone': r['backbone'], 'batch': r['batch'], 'width': r['width'], 'estimate_bytes': e.total,
+                     'estimate_parts': asdict(e), 'measured_bytes': r.get('peak_vram_bytes'),
+                     'ratio': r['peak_vram_bytes'] / e.total if r.get('peak_vram_bytes') else None})
+    return rows
+
+def stage_decoding(s: Suite) -> list[dict]:
+    "Ours (eager cache, CUDA graph; beam) vs transformers' generate at equal dims, batch 1 and 16; training step vs theirs."
+    from vs_transformers import build_hf, build_ours, interleaved
+    from omr_blog.decoding import beam_search, greedy_decode, static_greedy_decode
+    dims = dict(vocab=len(s.tok), d=64, layers=2, heads=4, max_len=64) if s.dry else dict(vocab=len(s.tok))
+    N = 8 if s.dry else s.a.new_tokens
+    half = torch.bfloat16 if s.device.type == 'cuda' else None       # decoding in bf16 weights on the GPU, both sides
+    models = {'ours': build_ours(128 if s.dry else 2048, **dims), 'transformers': build_hf(ff=128 if s.dry else 2048, **dims)}
+    for m in models.values(): m.to(s.device, half).eval()
+    rows = []
+    for B in ([1, 2] if s.dry else [1, 16]):
+        imgs = torch.rand(B, 3, 224, 224, device=s.device, dtype=half or torch.float32); pm = torch.ones(B, 224, 224, dtype=torch.bool, device=s.device)
+        def timed(f):
+            def run():
+                with torch.no_grad(): out = f()
+                s.sync(); return out
+            return run
+        fns = {'ours: KV cache': timed(lambda: greedy_decode(models['ours'], imgs, pm, max_new_tokens=N, stop_at_eos=False)),
+               'ours: CUDA graph' if s.device.type == 'cuda' else 'ours: static cache': timed(
+                   lambda: static_greedy_decode(models['ours'], imgs, pm, max_new_tokens=N, stop_at_eos=False)),
+               'transformers': timed(lambda: models['transformers'].generate(pixel_values=imgs * 2 - 1, max_new_tokens=N, min_new_tokens=N,
+                                                                             do_sample=False, num_beams=1))}
+        for f in fns.values(): assert f().shape == (B, N + 1)       # every side writes exactly N tokens
+        t = interleaved(fns, s.a.repeat)
+        for k, v in t.items():
+            rows.append({'what': 'greedy', 'impl': k, 'batch': B, 'new_tokens': N, 'seconds': v, 'tokens_per_s': B * N / v,
+                         'vs_transformers': t['transformers'] / v})
+        beams = {'ours': timed(lambda: beam_search(models['ours'], imgs, pm, beam=4, max_new_tokens=N)),
+                 'transformers': timed(lambda: models['transformers'].generate(pixel_values=imgs * 2 - 1, max_new_tokens=N, do_sample=False,
+                                                                               num_beams=4, early_stopping=True))}
+        for k, f in beams.items():                                   # random weights: lengths differ, so tokens/s from the output
+            t0 = time.perf_counter(); out = f(); dt = time.perf_counter() - t0
+            rows.append({'what': 'beam4', 'impl': k, 'batch': B, 'new_tokens': int(out.shape[1] - 1), 'seconds': dt,
+                         'tokens_per_s': B * (out.shape[1] - 1) / dt})
+    # the training step at equal dims (bf16 autocast, fp32 weights: as training runs)
+    for m in models.values(): m.to(s.device, torch.float32).train()
+    B, T = (2, 16) if s.dry else (16, 256)
+    imgs = torch.rand(B, 3, 224, 224, device=s.device); pm = torch.ones(B, 224, 224, dtype=torch.bool, device=s.device)
+    ids = torch.randint(3, len(s.tok), (B, T), device=s.device); ids[:, 0] = s.tok.bos_id
+    def step(name, m):
+        def run():
+            m.zero_grad(set_to_none=True)
+            with torch.autocast(s.device.type, dtype=s.amp, enabled=s.amp is not None):
+                loss = (m(pixel_values=imgs * 2 - 1, decoder_input_ids=ids[:, :-1], labels=ids[:, 1:]).loss if name == 'transformers'
+                        else m.loss(imgs, pm, ids))
+            loss.backward(); s.sync()
+        return run
+    t = interleaved({k: step(k, m) for k, m in models.items()}, s.a.repeat)
+    for k, v in t.items():
+        rows.append({'what': 'train_step', 'impl': k, 'batch': B, 'seq': T, 'seconds': v, 'samples_per_s': B / v, 'vs_transformers': t['transformers'] / v})
+    del models; s.free()
+    return rows
+
+def stage_finetune(s: Suite) -> list[dict]:
+    "Full fine-tuning, LoRA and QLoRA (nf4) of two backbones on pages at one micro-batch: step time and peak VRAM."
+    rows = []
+    for bb in s.a.finetune_backbones:
+        for mode in ('full', 'lora', 'qlora'):
+            rows.append(measure_steps(s, s.config(bb), s.a.finetune_batch if not s.dry else 1, finetune=mode))
+            r = rows[-1]
+            print(f'  {bb:16s} {mode:5s} {r["status"]:7s} ' + (f'{r["step_s"] * 1e3:7.1f} ms/step peak {(r["peak_vram_bytes"] or 0) / 2**30:6.2f} GiB'
+                  if r['status'] == 'ok' else r.get('error', '')), flush=True)
+    return rows
+
+def stage_strips(s: Suite) -> list[dict]:
+    "The CPU sweep's recipe (cpu-short) on the GPU, each backbone given an equal share of the time left: GPU loss curves."
+    from omr_blog.config import make_config
+    from omr_blog.core import read_jsonl
+    from omr_blog.train import flat_record, train
+    rows, share = [], max(s.left(), 0) / len(BACKBONES)
+    for bb in BACKBONES:
+        over = dict(max_steps=3, eval_samples=4, time_budget_s=None) if s.dry else dict(time_budget_s=share * 0.7, eval_samples=s.a.n_eval)
+        cfg = make_config('cpu-short', bb, dataset=str(s.data/'strips'), out_dir=str(s.out/'strips'/bb), wandb=False, omr_ned_samples=0, **over)
+        try:
+            r = train(cfg, resume=False, progress=False)
+            rows.append({**flat_record(r), 'curve': [{k: x[k] for k in ('step', 'loss', 'elapsed_s')} for x in read_jsonl(s.out/'strips'/bb/'log.jsonl')]})
+        except Exception as e:
+            rows.append({'backbone': bb, 'status': 'failed', 'error': f'{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}'})
+        shutil.rmtree(s.out/'strips'/bb/'checkpoint', ignore_errors=True)   # only the records come back
+        print(f'  {bb:16s} {rows[-1]["status"]} {rows[-1].get("steps", "")} steps', flush=True)
+    return rows
+
+def run(a):
+    torch.set_flush_denormal(True)
+    s = Suite(a)
+    print(f'gpu suite on {s.gpu or "the CPU (dry run)"}, {s.amp or "fp32"}: budget {a.budget_s:.0f} s, stages {", ".join(a.stages)}', flush=True)
+    measured: list[dict] = []
+    for stage in a.stages:
+        if s.left() <= 0: s.write(stage, [], status='skipped', error='time budget'); continue
+        t = time.monotonic()
+        try:
+            rows = {'train_step': lambda: stage_train_step(s), 'estimator': lambda: stage_estimator(s, measured),
+                    'decoding': lambda: stage_decoding(s), 'finetune': lambda: stage_finetune(s), 'strips': lambda: stage_strips(s)}[stage]()
+            status, error = 'ok', None
+        except Exception as e:   # the next stage still runs; this one says why it has no rows
+            rows, status, error = [], 'failed', f'{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ""}'
+            print(f'  {stage} failed: {error}', flush=True)
+        if stage == 'train_step': measured = rows
+        s.write(stage, rows, status=status, error=error, seconds=round(time.monotonic() - t, 1))
+    print(f'done in {time.monotonic() - s.t0:.0f} s: records in {s.out}')
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    p = sub.add_parser('prep', help='fill the carry folder (here, on the CPU machine)')
+    p.add_argument('--out', default=str(ROOT/'.gpu'))
+    p.add_argument('--strips', default='omr-synth-cpu-short', help='the sweep dataset whose strips and tokenizers travel')
+    p.add_argument('--pages', default=None, help='a built pages dataset (default: build omr-synth-gpu-pages)')
+    p.add_argument('--n-pages', type=int, default=32)
+    p.add_argument('--page-height', type=int, default=1024)
+    p.add_argument('--n-strips', type=int, default=4000, help='training strips that travel (stage 5)')
+    p.add_argument('--n-eval', type=int, default=100, help='val and test strips that travel')
+    p.add_argument('--strip-height', type=int, default=48)
+    p.add_argument('--strip-vocab', type=int, default=512)
+    p.add_argument('--no-wheels', action='store_true', help='skip the wheels (tests)')
+    p.add_argument('--allow-dirty', action='store_true', help='prepare from a tree with uncommitted changes (a rehearsal)')
+    r = sub.add_parser('run', help='run the suite (on the GPU; --dry-run on the CPU)')
+    r.add_argument('--out', default=os.environ.get('OUT') or str(ROOT/'runs'/'gpu-suite'))
+    r.add_argument('--data', default=str(ROOT/'.gpu'))
+    r.add_argument('--dry-run', action='store_true', help='tiny sizes on the CPU: the same code paths in seconds')
+    r.add_argument('--budget-s', type=float, default=450.0, help='wall-clock budget; later stages are skipped when it runs out')
+    r.add_argument('--stages', nargs='+', default=list(STAGES), choices=STAGES)
+    r.add_argument('--batches', type=int, nargs='+', default=None, help='micro-batches of stage 1 (default 4 8 16)')
+    r.add_argument('--steps', type=int, default=5, help='timed steps per configuration')
+    r.add_argument('--share-train', type=float, default=0.45, help='share of the budget stage 1 may use')
+    r.add_argument('--new-tokens', type=int, default=512)
+    r.add_argument('--repeat', type=int, default=3)
+    r.add_argument('--finetune-backbones', nargs='+', default=['vit_small', 'convnext_tiny'])
+    r.add_argument('--finetune-batch', type=int, default=8)
+    r.add_argument('--n-eval', type=int, default=100)
+    a = ap.parse_args(argv)
+    prep(a) if a.cmd == 'prep' else run(a)
+
+if __name__ == '__main__': main()

@@ -16,7 +16,7 @@ leaves the records that matter most:
   4. finetune.json    full fine-tuning vs LoRA vs QLoRA (nf4) for two backbones: step time and peak VRAM
   5. strips.json      with the time left: the CPU sweep's recipe (cpu-short) per backbone on the GPU, loss curves
 
-    make gpu-prep                                                     # here, once: fills .gpu/ (about 30 MB)
+    make gpu-prep                                                     # here, once: fills .gpu/ (about 20 MB)
     PYTHONPATH=.gpu/site:. python3 benchmarks/gpu_suite.py run --out $OUT   # there: <= 8 minutes on one H100
     .venv/bin/python benchmarks/gpu_suite.py run --dry-run --out /tmp/s     # here: the same code paths, tiny sizes, CPU
 
@@ -40,7 +40,11 @@ PEAK_BF16 = {'H200': 989e12, 'H100 80GB HBM3': 989e12, 'H100 NVL': 835e12, 'H100
              'A100': 312e12, 'L40S': 362e12, 'L4': 121e12, 'A10G': 70e12, 'T4': 65e12}
 # Wheels the GPU image lacks (versions as pinned here): pure Python, or built for CPython 3.12 on x86-64 Linux.
 CARRIED = ('datasets', 'dill', 'multiprocess', 'abctoolkit', 'rapidfuzz', 'bitsandbytes')
-BNB_KEEP = 'libbitsandbytes_cuda130.so'   # the image's torch is built for CUDA 13.0; the other 120 MB of builds stay here
+def carried(member: str) -> bool:
+    """What of a wheel travels: bitsandbytes only for the image's CUDA 13.0 (its other builds are 120 MB); rapidfuzz without its
+    compiled modules (12 MB: its pure-Python fallback computes the same edit distances, fast enough for the suite's 100 strips)."""
+    if 'libbitsandbytes_' in member: return member.endswith('libbitsandbytes_cuda130.so')
+    return not (member.startswith('rapidfuzz/') and member.endswith('.so'))
 
 def peak_bf16_flops(name: str | None) -> float | None:
     "The GPU's peak bf16 rate by the longest matching name (None: unknown, MFU left missing)."
@@ -72,7 +76,7 @@ def export_strips(ds_dir: Path, out: Path, n_train: int, n_eval: int, height: in
     from omr_blog.core import write_json
     spec, ds = ImageSpec(height=height, max_width=10**6), load_omr_dataset(ds_dir)
     sizes = {'train': n_train, 'val': n_eval, 'test': n_eval}
-    small = DatasetDict({s: ds[s].select(range(min(k, len(ds[s])))).map(lambda r: {'image': resize_to_height(to_rgb(r['image']), spec)})
+    small = DatasetDict({s: ds[s].select(range(min(k, len(ds[s])))).remove_columns('musicxml').map(lambda r: {'image': resize_to_height(to_rgb(r['image']), spec)})
                          for s, k in sizes.items()})
     if out.exists(): shutil.rmtree(out)
     small.save_to_disk(str(out/'hf'))
@@ -96,7 +100,7 @@ def unpack_wheels(out: Path, names=CARRIED, python: str = '3.12') -> list[str]:
     if out.exists(): shutil.rmtree(out)
     for w in sorted(wheels.glob('*.whl')):
         with zipfile.ZipFile(w) as z:
-            z.extractall(out, [m for m in z.namelist() if not ('libbitsandbytes_' in m and not m.endswith(BNB_KEEP))])
+            z.extractall(out, [m for m in z.namelist() if carried(m)])
     shutil.rmtree(wheels)
     return specs
 

@@ -56,7 +56,6 @@ def export_pages(ds_dir: Path, out: Path, n: int, height: int) -> dict:
     "The first `n` training pages of a built dataset as one Parquet file, scaled to `height` (what the suite feeds at that height)."
     import io
     import pyarrow as pa, pyarrow.parquet as pq
-    from PIL import Image
     from omr_blog.batching import ImageSpec, resize_to_height, to_rgb
     from omr_blog.dataset import build_report, load_omr_dataset
     split = load_omr_dataset(ds_dir)['train']
@@ -323,7 +322,7 @@ def stage_decoding(s: Suite) -> list[dict]:
     t = interleaved({k: step(k, m) for k, m in models.items()}, s.a.repeat)
     for k, v in t.items():
         rows.append({'what': 'train_step', 'impl': k, 'batch': B, 'seq': T, 'seconds': v, 'samples_per_s': B / v, 'vs_transformers': t['transformers'] / v})
-    del models; s.free()
+    models.clear(); s.free()
     return rows
 
 def stage_finetune(s: Suite) -> list[dict]:
@@ -354,6 +353,46 @@ def stage_strips(s: Suite) -> list[dict]:
         shutil.rmtree(s.out/'strips'/bb/'checkpoint', ignore_errors=True)   # only the records come back
         print(f'  {bb:16s} {rows[-1]["status"]} {rows[-1].get("steps", "")} steps', flush=True)
     return rows
+
+def plan(a):
+    """Expected runtime on one GPU from the suite's own step counts: FLOPs counted on the meta device (nothing runs), a
+    sustained share of the peak rate (`--mfu`), and a fixed cost per configuration (model build, first-step kernels)."""
+    from unittest import mock
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+    from omr_blog.memory import _fused_sdpa_on_meta
+    from omr_blog.model import lm_loss
+    a.dry_run, a.batches = True, a.batches or [4, 8, 16]       # (the Suite reads the data; the sizes below are the GPU's)
+    s = Suite(a); s.dry = False
+    peak = peak_bf16_flops(a.gpu) or 989e12
+    total_s, rows = 0.0, []
+    configs = [(bb, B, 'full') for bb in BACKBONES for B in a.batches] + [(bb, a.finetune_batch, m) for bb in a.finetune_backbones
+                                                                        for m in ('full', 'lora', 'qlora')]
+    for bb, B, mode in configs:
+        cfg = s.config(bb)
+        from omr_blog.finetune import prepare_finetune
+        from omr_blog.model import ModelConfig, MusicTrOCR
+        dec = replace(cfg.decoder, vocab_size=len(s.tok), pad_id=s.tok.pad_id, bos_id=s.tok.bos_id, eos_id=s.tok.eos_id, dropout=0.0)
+        with torch.device('meta'):
+            m = prepare_finetune(MusicTrOCR(ModelConfig(bb, 'full', False, dec)), 'lora' if mode == 'qlora' else mode).train()
+        b = {k: v.to('meta') for k, v in s.page_batch(cfg, m.backbone.multiple, B).items()}
+        with mock.patch.object(F, 'scaled_dot_product_attention', _fused_sdpa_on_meta), FlopCounterMode(display=False) as fc:
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                loss = lm_loss(m(b['images'], b['pixel_mask'], b['ids']), b['ids'], s.tok.pad_id)
+            loss.backward()
+        steps = 2 + a.steps                                           # warm-up, counted, timed
+        sec = steps * fc.get_total_flops() / (peak * a.mfu) + a.overhead_s
+        total_s += sec
+        rows.append((bb, B, mode, fc.get_total_flops() / 1e12, steps, sec))
+        print(f'  {bb:16s} B={B:<3d} {mode:5s} {rows[-1][3]:6.2f} TFLOP/step x {steps} steps -> {sec:5.1f} s', flush=True)
+    dec_calls = 2 * 3 * (1 + a.repeat)                                # batch 1 and 16; three greedy sides; warm-up + repeats
+    dec_s = dec_calls * a.new_tokens * a.token_ms / 1e3 + 2 * 2 * a.new_tokens * a.token_ms * 2 / 1e3   # + beams (2 sides, 2 batches)
+    total_s += dec_s
+    print(f'stages 1 and 4: {len(configs)} configurations, {sum(r[4] for r in rows)} training steps, '
+          f'{sum(r[3] * r[4] for r in rows):.0f} TFLOP; decoding: {dec_calls} greedy calls of {a.new_tokens} tokens ~{dec_s:.0f} s '
+          f'(at {a.token_ms} ms per token step)')
+    print(f'expected on one {a.gpu} at {a.mfu:.0%} of {peak / 1e12:.0f} TFLOP/s + {a.overhead_s:.0f} s per configuration: '
+          f'stages 1-4 ~{total_s / 60:.1f} min; stage 5 then trains on the strips for the rest of the {a.budget_s:.0f} s budget')
 
 def run(a):
     torch.set_flush_denormal(True)
@@ -389,21 +428,28 @@ def main(argv=None):
     p.add_argument('--strip-vocab', type=int, default=512)
     p.add_argument('--no-wheels', action='store_true', help='skip the wheels (tests)')
     p.add_argument('--allow-dirty', action='store_true', help='prepare from a tree with uncommitted changes (a rehearsal)')
-    r = sub.add_parser('run', help='run the suite (on the GPU; --dry-run on the CPU)')
-    r.add_argument('--out', default=os.environ.get('OUT') or str(ROOT/'runs'/'gpu-suite'))
-    r.add_argument('--data', default=str(ROOT/'.gpu'))
+    c = argparse.ArgumentParser(add_help=False)   # what `run` measures and `plan` counts
+    c.add_argument('--out', default=os.environ.get('OUT') or str(ROOT/'runs'/'gpu-suite'))
+    c.add_argument('--data', default=str(ROOT/'.gpu'))
+    c.add_argument('--budget-s', type=float, default=450.0, help='wall-clock budget; later stages are skipped when it runs out')
+    c.add_argument('--stages', nargs='+', default=list(STAGES), choices=STAGES)
+    c.add_argument('--batches', type=int, nargs='+', default=None, help='micro-batches of stage 1 (default 4 8 16)')
+    c.add_argument('--steps', type=int, default=5, help='timed steps per configuration')
+    c.add_argument('--share-train', type=float, default=0.45, help='share of the budget stage 1 may use')
+    c.add_argument('--new-tokens', type=int, default=512)
+    c.add_argument('--repeat', type=int, default=3)
+    c.add_argument('--finetune-backbones', nargs='*', default=['vit_small', 'convnext_tiny'])
+    c.add_argument('--finetune-batch', type=int, default=8)
+    c.add_argument('--n-eval', type=int, default=100)
+    r = sub.add_parser('run', help='run the suite (on the GPU; --dry-run on the CPU)', parents=[c])
     r.add_argument('--dry-run', action='store_true', help='tiny sizes on the CPU: the same code paths in seconds')
-    r.add_argument('--budget-s', type=float, default=450.0, help='wall-clock budget; later stages are skipped when it runs out')
-    r.add_argument('--stages', nargs='+', default=list(STAGES), choices=STAGES)
-    r.add_argument('--batches', type=int, nargs='+', default=None, help='micro-batches of stage 1 (default 4 8 16)')
-    r.add_argument('--steps', type=int, default=5, help='timed steps per configuration')
-    r.add_argument('--share-train', type=float, default=0.45, help='share of the budget stage 1 may use')
-    r.add_argument('--new-tokens', type=int, default=512)
-    r.add_argument('--repeat', type=int, default=3)
-    r.add_argument('--finetune-backbones', nargs='+', default=['vit_small', 'convnext_tiny'])
-    r.add_argument('--finetune-batch', type=int, default=8)
-    r.add_argument('--n-eval', type=int, default=100)
+    q = sub.add_parser('plan', help="expected runtime from the suite's own step counts (meta-device FLOPs; nothing runs)",
+                       parents=[c])
+    q.add_argument('--gpu', default='NVIDIA H100 80GB HBM3')
+    q.add_argument('--mfu', type=float, default=0.3, help='sustained share of the peak bf16 rate')
+    q.add_argument('--overhead-s', type=float, default=4.0, help='per configuration: model build, FLOP counting, first kernels')
+    q.add_argument('--token-ms', type=float, default=3.0, help='one decoding step of the 6x512 decoder (launch-bound at small batch)')
     a = ap.parse_args(argv)
-    prep(a) if a.cmd == 'prep' else run(a)
+    {'prep': prep, 'run': run, 'plan': plan}[a.cmd](a)
 
 if __name__ == '__main__': main()

@@ -86,3 +86,8 @@ def test_prep_refuses_a_dirty_tree(tmp_path, monkeypatch):
 def test_peak_rate_by_gpu_name():
     assert gpu_suite.peak_bf16_flops('NVIDIA H100 80GB HBM3') == 989e12 and gpu_suite.peak_bf16_flops('NVIDIA H100 PCIe') == 756e12
     assert gpu_suite.peak_bf16_flops('NVIDIA H200') == 989e12 and gpu_suite.peak_bf16_flops('Some Future GPU') is None
+
+def test_plan_counts_the_steps_of_the_gpu_sizes(carry, capsys):
+    gpu_suite.main(['plan', '--data', str(carry), '--out', str(carry/'plan'), '--batches', '4', '--finetune-backbones'])
+    out = capsys.readouterr().out
+    assert out.count('TFLOP/step x 7 steps') == len(gpu_suite.BACKBONES) and 'stages 1-4 ~' in out

@@ -18,13 +18,14 @@ leaves the records that matter most:
 
     make gpu-prep                                                     # here, once: fills .gpu/ (about 20 MB)
     PYTHONPATH=.gpu/site:. python3 benchmarks/gpu_suite.py run --out $OUT   # there: <= 8 minutes on one H100
+    .venv/bin/python benchmarks/gpu_suite.py collect FOLDER                 # here: the fetched records -> results/<gpu>/suite/
     .venv/bin/python benchmarks/gpu_suite.py run --dry-run --out /tmp/s     # here: the same code paths, tiny sizes, CPU
 
 `--dry-run` (in `make test`) runs every stage on the CPU with tiny models, so the suite cannot rot between GPU visits.
 The suite uses no API newer than the GPU image's torch 2.11 and transformers 5.17.
 """
 from __future__ import annotations
-import argparse, gc, json, os, shutil, sys, time, zipfile
+import argparse, gc, json, os, re, shutil, sys, time, zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -139,6 +140,8 @@ class Suite:
         self.amp = resolve_precision('auto', self.device)            # bf16 on the GPU; on a CPU what it supports
         self.t0, self.budget = time.monotonic(), a.budget_s
         self.out = Path(a.out); self.out.mkdir(parents=True, exist_ok=True)
+        import tempfile
+        self.scratch = Path(tempfile.mkdtemp(prefix='gpu-suite-runs-'))   # stage 5's checkpoints and logs: only records go to `out`
         self.data = Path(a.data)
         self.prep = json.loads((self.data/'prep.json').read_text()) if (self.data/'prep.json').exists() else {}
         self.tok = AbcTokenizer.load(self.data/'tokenizer')
@@ -344,13 +347,12 @@ def stage_strips(s: Suite) -> list[dict]:
     rows, share = [], max(s.left(), 0) / len(BACKBONES)
     for bb in BACKBONES:
         over = dict(max_steps=3, eval_samples=4, time_budget_s=None) if s.dry else dict(time_budget_s=share * 0.7, eval_samples=s.a.n_eval)
-        cfg = make_config('cpu-short', bb, dataset=str(s.data/'strips'), out_dir=str(s.out/'strips'/bb), wandb=False, omr_ned_samples=0, **over)
+        cfg = make_config('cpu-short', bb, dataset=str(s.data/'strips'), out_dir=str(s.scratch/bb), wandb=False, omr_ned_samples=0, **over)
         try:
             r = train(cfg, resume=False, progress=False)
-            rows.append({**flat_record(r), 'curve': [{k: x[k] for k in ('step', 'loss', 'elapsed_s')} for x in read_jsonl(s.out/'strips'/bb/'log.jsonl')]})
+            rows.append({**flat_record(r), 'curve': [{k: x[k] for k in ('step', 'loss', 'elapsed_s')} for x in read_jsonl(s.scratch/bb/'log.jsonl')]})
         except Exception as e:
             rows.append({'backbone': bb, 'status': 'failed', 'error': f'{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}'})
-        shutil.rmtree(s.out/'strips'/bb/'checkpoint', ignore_errors=True)   # only the records come back
         print(f'  {bb:16s} {rows[-1]["status"]} {rows[-1].get("steps", "")} steps', flush=True)
     return rows
 
@@ -394,6 +396,19 @@ def plan(a):
     print(f'expected on one {a.gpu} at {a.mfu:.0%} of {peak / 1e12:.0f} TFLOP/s + {a.overhead_s:.0f} s per configuration: '
           f'stages 1-4 ~{total_s / 60:.1f} min; stage 5 then trains on the strips for the rest of the {a.budget_s:.0f} s budget')
 
+def gpu_slug(name: str) -> str: return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')   # 'NVIDIA H200' -> 'nvidia-h200'
+
+def collect(a):
+    "Commit-ready: copy a GPU run's records into results/<gpu-name>/suite/ (a dry run or a CPU record is refused)."
+    recs = {p: json.loads(p.read_text()) for p in sorted(Path(a.src).glob('*.json')) if p.stem in STAGES}
+    if not recs: sys.exit(f'{a.src}: no suite records there')
+    for p, r in recs.items():
+        if r.get('dry_run') or not r.get('gpu'): sys.exit(f'{p}: a rehearsal on the CPU, not a GPU record')
+        dest = ROOT/'results'/gpu_slug(r['gpu'])/'suite'/p.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, dest)
+        print(f'{dest.relative_to(ROOT)}: {r["status"]}, {len(r["rows"])} rows ({r["gpu"]})')
+
 def run(a):
     torch.set_flush_denormal(True)
     s = Suite(a)
@@ -411,6 +426,7 @@ def run(a):
             print(f'  {stage} failed: {error}', flush=True)
         if stage == 'train_step': measured = rows
         s.write(stage, rows, status=status, error=error, seconds=round(time.monotonic() - t, 1))
+    shutil.rmtree(s.scratch, ignore_errors=True)
     print(f'done in {time.monotonic() - s.t0:.0f} s: records in {s.out}')
 
 def main(argv=None):
@@ -449,7 +465,9 @@ def main(argv=None):
     q.add_argument('--mfu', type=float, default=0.3, help='sustained share of the peak bf16 rate')
     q.add_argument('--overhead-s', type=float, default=4.0, help='per configuration: model build, FLOP counting, first kernels')
     q.add_argument('--token-ms', type=float, default=3.0, help='one decoding step of the 6x512 decoder (launch-bound at small batch)')
+    k = sub.add_parser('collect', help='copy a GPU run\'s records into results/<gpu-name>/suite/ (to commit them)')
+    k.add_argument('src', help='the folder the run wrote (its --out)')
     a = ap.parse_args(argv)
-    {'prep': prep, 'run': run, 'plan': plan}[a.cmd](a)
+    {'prep': prep, 'run': run, 'plan': plan, 'collect': collect}[a.cmd](a)
 
 if __name__ == '__main__': main()

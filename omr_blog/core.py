@@ -13,7 +13,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['DEFAULT_CHECKPOINT', 'flush_denormals', 'OmrBlogError', 'project_root', 'data_dir', 'runs_dir', 'results_dir',
            'atomic_path', 'write_json', 'write_jsonl', 'read_jsonl', 'read_json', 'sha256_of', 'fmt', 'say',
-           'git_state', 'hardware', 'library_versions', 'provenance']
+           'git_state', 'hardware', 'library_versions', 'provenance', 'gpu_suite_records']
 
 # %% ../nbs/00_core.ipynb #82842153
 def flush_denormals():
@@ -152,3 +152,11 @@ def provenance() -> dict:
     "Everything a result file needs to say where it came from."
     return {'git': git_state(), 'hardware': hardware(), 'versions': library_versions(),
             'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'argv': sys.argv}
+
+# %% ../nbs/00_core.ipynb #45b4a32b
+def gpu_suite_records(stage: str, root: Path | None = None) -> list[dict]:
+    "The committed GPU suite records of one stage (`results/<gpu>/suite/<stage>.json`), newest first; [] when no GPU run is committed."
+    recs = [read_json(p) for p in sorted((root or results_dir()).glob(f'*/suite/{stage}.json'))]
+    recs = [r for r in recs if isinstance(r, dict) and not r.get('dry_run') and r.get('status') in ('ok', 'failed', 'skipped')
+            and ((r.get('provenance') or {}).get('hardware') or {}).get('gpu')]
+    return sorted(recs, key=lambda r: r['provenance'].get('created', ''), reverse=True)

@@ -91,3 +91,9 @@ def test_plan_counts_the_steps_of_the_gpu_sizes(carry, capsys):
     gpu_suite.main(['plan', '--data', str(carry), '--out', str(carry/'plan'), '--batches', '4', '--finetune-backbones'])
     out = capsys.readouterr().out
     assert out.count('TFLOP/step x 7 steps') == len(gpu_suite.BACKBONES) and 'stages 1-4 ~' in out
+
+def test_collect_refuses_a_rehearsal(carry, tmp_path):
+    run(carry, tmp_path, '--stages', 'estimator', '--budget-s', '0')
+    with pytest.raises(SystemExit, match='rehearsal'):
+        gpu_suite.main(['collect', str(tmp_path)])
+    assert gpu_suite.gpu_slug('NVIDIA H100 80GB HBM3') == 'nvidia-h100-80gb-hbm3'

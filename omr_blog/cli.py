@@ -306,10 +306,11 @@ def _cmd_efficiency(a):
 
 # %% ../nbs/99_cli.ipynb #49444567
 def add_fit(sub):
-    f = sub.add_parser('fit', help='what fits in a memory budget: backbone, fine-tuning mode, micro-batch (estimates)',
+    f = sub.add_parser('fit', help='what fits in a memory budget: backbone, fine-tuning mode, micro-batch (estimates, scaled by GPU measurements when committed)',
                        description='For a GPU memory budget, estimate (omr_blog.memory.estimate_memory, a forward pass on the meta '
                                    'device: nothing is allocated) the largest micro-batch each backbone can train with in each '
-                                   'fine-tuning mode (full, lora, qlora, frozen) and advise the first mode that fits at micro-batch >= 4.')
+                                   'fine-tuning mode (full, lora, qlora, frozen) and advise the first mode that fits at micro-batch >= 4. When the GPU suite\'s '
+                                   'records are committed (results/<gpu>/suite/), each backbone\'s estimate is scaled by how far its measured peaks exceeded it.')
     f.add_argument('--vram', required=True, help='memory budget, e.g. 16GB, 24GiB, 8000MB')
     f.add_argument('--backbone', nargs='*', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default: all seven')
     f.add_argument('--preset', default='gpu-full', choices=PRESET_CHOICES, metavar='PRESET', help='the configuration to size (default gpu-full: full backbones, 6x512 decoder, pages)')
@@ -323,7 +324,8 @@ def _cmd_fit(a):
     from omr_blog.sweep import SWEEP_PRESET
     adv = fit_advice(a.vram, a.preset, a.backbone, ranking=sweep_ranking(SWEEP_PRESET), precision=a.precision, **_parse_sets(a.set))
     if a.json: print(json.dumps(adv, indent=2)); return
-    print(f"{adv['budget_gib']:.1f} GiB, preset {adv['preset']}, {a.precision} (estimates; 10% headroom + 1 GiB for the CUDA context)")
+    cal = f", scaled by the peaks measured on {adv['calibrated_by']}" if adv['calibrated_by'] else ', not yet checked on a GPU'
+    print(f"{adv['budget_gib']:.1f} GiB, preset {adv['preset']}, {a.precision} (estimates{cal}; 10% headroom + 1 GiB for the CUDA context)")
     print(f"{'backbone':16s} {'mode':7s} {'micro-batch':>11s} {'accum.':>7s} {'est. GiB':>9s} {'batch-1 GiB':>12s}")
     for r in adv['rows']:
         print(f"{r['backbone']:16s} {r['mode']:7s} {r['batch'] or '-':>11} {r['accumulation'] or '-':>7} {r['estimate_gib'] or '-':>9} {r['batch1_gib']:>12}")

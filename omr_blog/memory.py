@@ -17,14 +17,14 @@ import torch.nn as nn
 
 from .backbones import BACKBONES
 from .config import TrainConfig, make_config, resolve_precision
-from .core import OmrBlogError, provenance, results_dir, write_json, tqdm
+from .core import OmrBlogError, gpu_suite_records, provenance, results_dir, write_json, tqdm
 from .finetune import has_linear_layers, prepare_finetune
 from .model import ModelConfig, MusicTrOCR, lm_loss
 
 # %% auto #0
 __all__ = ['HALF', 'MEASURE_ENV', 'MODE_ORDER', 'BATCHES', 'VALIDATION_PRESET', 'saved_activation_bytes', 'MemoryEstimate',
-           'estimate_memory', 'measure_training_memory', 'parse_memory', 'estimate_by_batch', 'fit_rows',
-           'sweep_ranking', 'fit_advice', 'memory_grid', 'runtime_overhead', 'memory_validation']
+           'estimate_memory', 'measure_training_memory', 'parse_memory', 'estimate_by_batch', 'gpu_calibration',
+           'fit_rows', 'sweep_ranking', 'fit_advice', 'memory_grid', 'runtime_overhead', 'memory_validation']
 
 # %% ../nbs/06a_memory.ipynb #1657b4d2
 def _storage_key(t: torch.Tensor):
@@ -190,22 +190,37 @@ def estimate_by_batch(cfg: TrainConfig, precision: str | None = None, **kw):
 
 _CURVES: dict = {}
 
+def gpu_calibration(preset: str = 'gpu-full', root: Path | None = None) -> dict:
+    """How far the peaks a GPU measured exceeded the estimate, per backbone (the largest measured/estimated ratio of the
+    newest committed GPU suite record, at least 1): {'gpu': name, 'factor': {backbone: x}}, or {} without such a record.
+    The suite measures the gpu-full configuration only, so other presets get {}."""
+    recs = gpu_suite_records('estimator', root) if preset == 'gpu-full' else []
+    if not recs: return {}
+    factor = {}
+    for r in recs[0]['rows']:
+        if r.get('ratio'): factor[r['backbone']] = max(factor.get(r['backbone'], 1.0), r['ratio'])
+    return {'gpu': recs[0]['gpu'], 'factor': factor}
+
 def fit_rows(budget_bytes: float, preset: str = 'gpu-full', backbones=None, headroom: float = 0.1, reserved_gib: float = 1.0,
-             precision: str = 'bf16', **overrides) -> list[dict]:
-    "For each backbone and mode: the largest micro-batch whose estimate fits the budget (None: not even batch 1)."
+             precision: str = 'bf16', calibration: dict | None = None, **overrides) -> list[dict]:
+    """For each backbone and mode: the largest micro-batch whose estimate fits the budget (None: not even batch 1). With a
+    `calibration` (`gpu_calibration`), a backbone's estimates are scaled by its measured factor, in every mode (a full
+    training peak that the estimate missed by x% is assumed missed by as much in the others: the cautious reading)."""
     usable = budget_bytes * (1 - headroom) - reserved_gib * 2**30
     rows = []
     for b in backbones or BACKBONES:
+        k = (calibration or {}).get('factor', {}).get(b, 1.0)
         for mode in MODE_ORDER:
             if mode == 'qlora' and not has_linear_layers(b): continue
             cfg = make_config(preset, b, finetune=mode, **overrides)
             key = json.dumps([asdict(cfg), precision], sort_keys=True)
             if key not in _CURVES: _CURVES[key] = estimate_by_batch(cfg, precision)   # budgets differ, curves do not
             at = _CURVES[key]
-            B = next((B for B in BATCHES if at(B).total <= usable), None)
+            B = next((B for B in BATCHES if k * at(B).total <= usable), None)
             rows.append({'backbone': b, 'mode': mode, 'batch': B, 'accumulation': -(-cfg.effective_batch // B) if B else None,
-                         'estimate_gib': round(at(B).total / 2**30, 2) if B else None,
-                         'batch1_gib': round(at(1).total / 2**30, 2), 'trainable_params': at(1).trainable})
+                         'estimate_gib': round(k * at(B).total / 2**30, 2) if B else None,
+                         'batch1_gib': round(k * at(1).total / 2**30, 2), 'trainable_params': at(1).trainable,
+                         'calibration': round(k, 3) if calibration else None})
     return rows
 
 def sweep_ranking(preset: str | None = None, key: str = 'val_loss') -> list[str]:
@@ -220,7 +235,8 @@ def sweep_ranking(preset: str | None = None, key: str = 'val_loss') -> list[str]
 def fit_advice(budget: str | float, preset: str = 'gpu-full', backbones=None, ranking: list[str] | None = None, **kw) -> dict:
     "The advice for a budget: per backbone, the first mode (full > lora > qlora > frozen) that fits at micro-batch >= 4."
     budget_bytes = parse_memory(budget) if isinstance(budget, str) else float(budget)
-    rows = fit_rows(budget_bytes, preset, backbones, **kw)
+    cal = gpu_calibration(preset)   # measured on a GPU: the estimates are scaled by what the measurements showed
+    rows = fit_rows(budget_bytes, preset, backbones, calibration=cal, **kw)
     choice = {}
     for b in dict.fromkeys(r['backbone'] for r in rows):
         mine = [r for r in rows if r['backbone'] == b and r['batch']]
@@ -228,7 +244,8 @@ def fit_advice(budget: str | float, preset: str = 'gpu-full', backbones=None, ra
         choice[b] = good[0] if good else None
     order = [b for b in (ranking or []) if b in choice] + [b for b in choice if b not in (ranking or [])]
     best = next((choice[b] for b in order if choice[b]), None)
-    return {'budget_gib': budget_bytes / 2**30, 'preset': preset, 'rows': rows, 'choice': choice, 'order': order, 'best': best}
+    return {'budget_gib': budget_bytes / 2**30, 'preset': preset, 'rows': rows, 'choice': choice, 'order': order, 'best': best,
+            'calibrated_by': cal.get('gpu')}
 
 # %% ../nbs/06a_memory.ipynb #8c6a435d
 VALIDATION_PRESET = 'cpu-tiny'

@@ -63,3 +63,19 @@ def test_efficiency_study_says_which_command_makes_a_missing_source(monkeypatch,
     monkeypatch.setenv('OMR_BLOG_RUNS', str(tmp_path))
     monkeypatch.setattr('omr_blog.studies.FINETUNE_BACKBONES', ('vit_small',))
     with pytest.raises(OmrBlogError, match='omr-blog sweep'): run_training_study('finetune', progress=False)
+
+def test_fit_is_scaled_by_the_gpu_measurements(tmp_path):
+    "A committed GPU estimator record that measured 1.5x the estimate makes fit choose from 1.5x the estimates."
+    from omr_blog.core import write_json
+    from omr_blog.memory import fit_rows, gpu_calibration
+    rows = [{'backbone': 'resnet50', 'batch': 4, 'ratio': 1.2}, {'backbone': 'resnet50', 'batch': 8, 'ratio': 1.5},
+            {'backbone': 'vit_small', 'batch': 4, 'ratio': 0.9}]
+    write_json(tmp_path/'nvidia-h100/suite/estimator.json', {'stage': 'estimator', 'status': 'ok', 'gpu': 'NVIDIA H100', 'dry_run': False,
+                                                            'rows': rows, 'provenance': {'hardware': {'gpu': 'NVIDIA H100'}, 'created': 'x'}})
+    cal = gpu_calibration('gpu-full', tmp_path)
+    assert cal == {'gpu': 'NVIDIA H100', 'factor': {'resnet50': 1.5, 'vit_small': 1.0}}   # an overestimate is not scaled down
+    assert gpu_calibration('cpu-tiny', tmp_path) == {}                                  # the suite measured gpu-full only
+    plain = {r['mode']: r for r in fit_rows(24 * 2**30, backbones=['resnet50'])}
+    scaled = {r['mode']: r for r in fit_rows(24 * 2**30, backbones=['resnet50'], calibration=cal)}
+    assert scaled['full']['batch1_gib'] == pytest.approx(1.5 * plain['full']['batch1_gib'], rel=0.01)
+    assert scaled['full']['batch'] < plain['full']['batch'] and scaled['full']['calibration'] == 1.5

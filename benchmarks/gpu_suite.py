@@ -233,7 +233,8 @@ def measure_steps(s: Suite, cfg, batch_size: int, finetune: str = 'full', steps:
                    params=sum(p.numel() for p in model.parameters()), trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
         train_step(s, model, opt, b)                                   # warm-up: kernels chosen, optimizer state made
         with FlopCounterMode(display=False) as fc: train_step(s, model, opt, b)
-        row['flops_per_step'] = int(fc.get_total_flops())
+        counts = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
+        row.update(flops_per_step=int(fc.get_total_flops()), encoder_flops_per_step=int(counts.get('MusicTrOCR.backbone', 0)))
         s.sync(); t = time.perf_counter()
         for _ in range(steps): train_step(s, model, opt, b)
         s.sync(); dt = (time.perf_counter() - t) / steps

@@ -18,7 +18,7 @@ from .train import flat_record
 
 # %% auto #0
 __all__ = ['load_runs', 'results_table', 'paired_differences', 'load_curve', 'load_predictions', 'gpu_result_dirs',
-           'failure_groups', 'group_error']
+           'gpu_step_rows', 'failure_groups', 'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
 def load_runs(preset: str) -> dict[str, dict]:
@@ -59,6 +59,19 @@ def gpu_result_dirs() -> list:
         return isinstance(rec, dict) and bool(((rec.get('provenance') or {}).get('hardware') or {}).get('gpu'))
     root = results_dir()
     return [d for d in sorted(p for p in root.iterdir() if p.is_dir()) if any(on_gpu(f) for f in d.rglob('*.json'))] if root.exists() else []
+
+# %% ../nbs/04_results.ipynb #ddd83878
+def gpu_step_rows(rec: dict, batch: int = 8) -> list[dict]:
+    "The GPU suite's training-step record at one micro-batch: per backbone, pages/s, GFLOP per page (all, and the encoder's), peak VRAM, MFU."
+    rows = []
+    for r in rec.get('rows', []):
+        if r.get('batch') != batch: continue
+        rows.append({'backbone': r['backbone'], 'title': get_spec(r['backbone']).title, 'status': r.get('status'),
+                     'samples_per_s': r.get('samples_per_s'), 'tokens_per_s': r.get('tokens_per_s'),
+                     'gflop_per_sample': r['flops_per_step'] / batch / 1e9 if r.get('flops_per_step') else None,
+                     'encoder_gflop_per_sample': r['encoder_flops_per_step'] / batch / 1e9 if r.get('encoder_flops_per_step') else None,
+                     'peak_vram_gib': r['peak_vram_bytes'] / 2**30 if r.get('peak_vram_bytes') else None, 'mfu': r.get('mfu')})
+    return rows
 
 # %% ../nbs/04_results.ipynb #cf16997f
 def failure_groups(preds: list[dict], rare_share: float = 0.02) -> dict[str, list[int]]:

@@ -37,6 +37,7 @@ def test_dry_run_writes_every_stage(carry, tmp_path):
     steps = recs['train_step']['rows']
     assert {r['backbone'] for r in steps} == set(gpu_suite.BACKBONES) and all(r['status'] == 'ok' for r in steps)
     assert all(r['flops_per_step'] > 0 and r['samples_per_s'] > 0 and r['tokens_per_s'] > r['samples_per_s'] for r in steps)
+    assert all(0 < r['encoder_flops_per_step'] < r['flops_per_step'] for r in steps)   # the encoder's share, for the paradox
     b1, b2 = (next(r for r in steps if r['backbone'] == 'resnet50' and r['batch'] == B) for B in (1, 2))
     assert b2['flops_per_step'] > 1.5 * b1['flops_per_step']       # counted FLOPs grow with the batch
     est = recs['estimator']['rows']

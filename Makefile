@@ -59,7 +59,7 @@ blog: setup
 	  echo "executing $$nb"; \
 	  .venv/bin/papermill --cwd nbs --progress-bar $$nb runs/blog/$$(basename $$nb) -p dataset omr-synth-$(RECIPE) || exit 1; \
 	done
-	.venv/bin/omr-blog render
+	.venv/bin/omr-blog render --deep-dives
 	@echo "the post: _site/index.html (executed notebooks in runs/blog/)"
 
 # The shipped checkpoint of `omr-blog transcribe` (about 45 minutes on 2 cores; not part of make blog).

@@ -15,12 +15,12 @@ from pathlib import Path
 import mistune
 import yaml
 
-from .core import OmrBlogError, project_root
+from .core import OmrBlogError, project_root, tqdm
 
 # %% auto #0
-__all__ = ['PLOTLY_MIME', 'PLOTLY_SCRIPT', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer', 'markdown_html',
-           'clean_stream', 'output_html', 'cell_html', 'notebook_title', 'page_html', 'render_site', 'chromium_path',
-           'check_site']
+__all__ = ['PLOTLY_MIME', 'PLOTLY_SCRIPT', 'NOT_RUN_FLAGS', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer',
+           'markdown_html', 'clean_stream', 'output_html', 'cell_html', 'notebook_title', 'page_html', 'render_site',
+           'is_section', 'execute_deep_dives', 'chromium_path', 'check_site']
 
 # %% ../nbs/07a_publish.ipynb #799e3dcb
 @dataclass
@@ -90,6 +90,8 @@ def output_html(out: dict, fig_id: str) -> str:
     if 'text/plain' in d: return f'<pre class="output-text">{html.escape(_text(d["text/plain"]))}</pre>'
     return ''
 
+NOT_RUN_FLAGS = ('slow', 'gpu', 'notest')   # cells nbdev-test skips unless asked; the site's deep dives skip them too
+
 def _directives(src: str) -> set[str]:
     return {l[3:].split()[0] for l in src.splitlines() if l.startswith('#| ') and len(l) > 3}
 
@@ -103,6 +105,7 @@ def cell_html(cell: dict, page_stem: str, i: int) -> str:
     tags = cell.get('metadata', {}).get('tags', [])
     label = ('parameters of this build' if 'injected-parameters' in tags else 'parameters' if 'parameters' in tags else
              'exported code' if 'export' in dirs else 'code')
+    if dirs & set(NOT_RUN_FLAGS) and not cell.get('outputs'): label += ' (slow: trains or measures for minutes, so its output is not shown; run it yourself)'
     parts = [f'<details class="code"><summary>{label}</summary><pre><code>{html.escape(code)}</code></pre></details>'] if code.strip() else []
     parts += [output_html(o, f'fig-{page_stem}-{i}-{j}') for j, o in enumerate(cell.get('outputs', []))]
     return f'<div class="cell">{"".join(parts)}</div>'
@@ -178,6 +181,33 @@ def render_site(executed_dir: str | Path | None = None, out: str | Path | None =
     if out.exists(): out.rename(old)
     tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
     return out
+
+# %% ../nbs/07a_publish.ipynb #8eccc4b4
+def is_section(source: str | Path) -> bool:
+    "A page papermill runs in `make blog`: the landing page, and the notebooks with a parameters cell (the numbered sections)."
+    return Path(source).name == 'index.ipynb' or '"parameters"' in (project_root()/source).read_text()
+
+def execute_deep_dives(out: str | Path | None = None, force: bool = False, progress: bool = True) -> dict[str, float | None]:
+    """Execute every deep-dive page of the sidebar in-process, skipping `NOT_RUN_FLAGS` cells, into `out` (default runs/blog/).
+    Returns seconds per notebook (None: failed; its page is then shown unexecuted). Up-to-date copies are reused."""
+    from nbdev.test import test_nb
+    root = project_root()
+    out = Path(out or root/'runs'/'blog'); out.mkdir(parents=True, exist_ok=True)
+    code_time = max(f.stat().st_mtime for f in (root/'omr_blog').glob('*.py'))
+    todo = [root/p.source for p in site_pages()[1] if not is_section(p.source)]
+    times = {}
+    for src in tqdm(todo, desc='deep dives', unit='nb', disable=not progress):
+        dst = out/src.name
+        if not force and dst.exists() and dst.stat().st_mtime > max(src.stat().st_mtime, code_time): continue
+        tmp = src.with_name(f'.executing-{src.name}')   # beside its source: the same working directory and relative paths
+        shutil.copyfile(src, tmp)
+        try:
+            ok, secs = test_nb(tmp, skip_flags=list(NOT_RUN_FLAGS), save=True)
+            if ok: shutil.move(tmp, dst)
+            else: dst.unlink(missing_ok=True)   # a stale copy must not stand in for a notebook that now fails
+            times[src.name] = secs if ok else None
+        finally: tmp.unlink(missing_ok=True)
+    return times
 
 # %% ../nbs/07a_publish.ipynb #ebe7c814
 CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

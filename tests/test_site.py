@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from omr_blog.core import project_root, runs_dir
-from omr_blog.publish import check_site, chromium_path, render_site, site_pages
+from omr_blog.publish import check_site, chromium_path, execute_deep_dives, render_site, site_pages
 
 pytestmark = pytest.mark.slow   # trains, runs papermill or a browser: not in make test-fast
 
@@ -23,6 +23,8 @@ def site(tmp_path_factory, tiny_dir):
                             '-p', 'dataset', str(tiny_dir), '-p', 'save_figures', 'False'],
                            cwd=ROOT, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, f'{nb} failed under papermill:\n{r.stderr[-3000:]}'
+    failed = [n for n, s in execute_deep_dives(executed, progress=False).items() if s is None]   # as `omr-blog render --deep-dives`
+    assert not failed, f'deep dives that failed to execute: {failed}'
     return render_site(executed, tmp_path_factory.mktemp('site')/'_site')
 
 def test_every_section_is_a_page_in_order(site):
@@ -36,7 +38,9 @@ def test_every_section_is_a_page_in_order(site):
 def test_executed_pages_carry_their_outputs(site):
     html = (site/'04_results.html').read_text()
     assert 'not executed in this build' not in html and 'class="output-' in html
-    assert 'not executed in this build' in (site/'03d_metrics.html').read_text()   # deep dives: prose and code only
+    metrics = (site/'03d_metrics.html').read_text()                  # a deep dive: executed too, its slow cells labelled
+    assert 'not executed in this build' not in metrics and 'class="output-' in metrics
+    assert 'its output is not shown' in (site/'03g_train.html').read_text()
 
 def test_pages_stay_small_and_load_plotly_only_where_it_draws(site):
     sizes = {f.name: f.stat().st_size for f in site.glob('*.html')}

@@ -20,7 +20,8 @@ from .core import OmrBlogError, flush_denormals
 flush_denormals()   # before any model computes: random-init CNNs on CPU are ~20x faster (00_core)
 
 # %% auto #0
-__all__ = ['BACKBONES', 'BackboneSpec', 'get_spec', 'backbone_config', 'load_hf_backbone', 'VisionBackbone', 'count_params']
+__all__ = ['BACKBONES', 'BackboneSpec', 'get_spec', 'backbone_config', 'load_hf_backbone', 'ConvStem', 'VisionBackbone',
+           'count_params']
 
 # %% ../nbs/02a_backbones.ipynb #a99f022f
 @dataclass(frozen=True)
@@ -112,14 +113,30 @@ def _grid_mask(pixel_mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
     m = F.adaptive_max_pool2d(pixel_mask[:, None].float(), (h, w))   # (B, 1, h, w)
     return m.flatten(1).bool()
 
+class ConvStem(nn.Sequential):
+    "A convolutional stem for ViT (Xiao et al., 2021): 3x3 stride-2 convolutions down to the patch grid, then 1x1 to `hidden`."
+    def __init__(self, hidden: int, patch: int, in_ch: int = 3):
+        layers, ch = [], max(8, hidden // 2 ** (int(math.log2(patch)) - 1))
+        for _ in range(int(math.log2(patch))):   # each halves the resolution: 16 px patches -> 4 convolutions
+            layers += [nn.Conv2d(in_ch, ch, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
+            in_ch, ch = ch, min(2 * ch, hidden)
+        super().__init__(*layers, nn.Conv2d(in_ch, hidden, 1))
+    @property
+    def weight(self): return self[-1].weight   # ViTModel reads its input dtype from the patch projection's weight
+
 class VisionBackbone(nn.Module):
     "Any of the seven backbones behind one interface: images (B,3,H,W) + pixel mask -> tokens, token mask, grid."
-    def __init__(self, name: str, size: str = 'full', pretrained: bool | str = False, overrides: dict | None = None):
+    def __init__(self, name: str, size: str = 'full', pretrained: bool | str = False, overrides: dict | None = None,
+                 stem: str = 'patch'):
         super().__init__()
         self.spec, self.size = get_spec(name), size
         self.model = load_hf_backbone(name, size, pretrained, overrides)
         cfg = self.model.config
         t = self.spec.model_type
+        if stem not in ('patch', 'conv'): raise OmrBlogError(f'{stem}: unknown stem (patch or conv)')
+        if stem == 'conv':   # an ablation: ViT's one big patchifying convolution replaced by a small stack of 3x3 ones
+            if t != 'vit': raise OmrBlogError(f'{name}: the convolutional stem replaces ViT patches; {name} has none')
+            self.model.embeddings.patch_embeddings.projection = ConvStem(cfg.hidden_size, cfg.patch_size)
         if t == 'resnet': self.out_dim, self.stride = cfg.hidden_sizes[-1], 4 * 2 ** (len(cfg.depths) - 1)
         elif t == 'convnext': self.out_dim, self.stride = cfg.hidden_sizes[-1], 4 * 2 ** (cfg.num_stages - 1)
         elif t == 'efficientnet':

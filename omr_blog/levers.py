@@ -57,6 +57,15 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
                         time_budget_s=900, eval_every=500),
     'swin_patch_2': dict(backbone='swin_tiny', preset='cpu-short', backbone_overrides={'patch_size': 2}, max_steps=2000,
                          time_budget_s=900, eval_every=500),
+    # ViT's stem: one 16x16 stride-16 convolution is known to make ViTs hard to optimise; a stack of 3x3 stride-2
+    # convolutions (Xiao et al., 2021, "Early convolutions help transformers see better") is the standard remedy
+    'vit_conv_stem': dict(backbone='vit_small', preset='cpu-short', stem='conv', max_steps=2000, time_budget_s=900, eval_every=500),
+    # the regularisers the families bring from ImageNet, which a tiny model trained for minutes may not want:
+    # EfficientNet's stochastic depth (drop-connect 0.2) and Swin's drop-path (0.1)
+    'effnet_no_drop_connect': dict(backbone='efficientnet_b0', preset='cpu-short', backbone_overrides={'drop_connect_rate': 0.0},
+                                   max_steps=2000, time_budget_s=900, eval_every=500),
+    'swin_no_drop_path': dict(backbone='swin_tiny', preset='cpu-short', backbone_overrides={'drop_path_rate': 0.0}, max_steps=2000,
+                              time_budget_s=900, eval_every=500),
 }
 
 def lever_dir(): return results_dir('levers-cpu')

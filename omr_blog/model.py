@@ -47,6 +47,7 @@ class ModelConfig:
     ctc_head: bool = False           # a CTC classifier on the image tokens too (joint CTC + attention training)
     pos2d_all: bool = False          # 2D positions on every backbone's tokens, not only on CNN grids (see `encode`)
     backbone_overrides: dict = field(default_factory=dict)   # fields of the backbone's config changed (ablations)
+    stem: str = 'patch'              # 'conv': a convolutional stem instead of ViT's patch projection (an ablation)
 
 
 # %% ../nbs/02b_model.ipynb #c9e63bbb
@@ -177,7 +178,7 @@ class MusicTrOCR(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.backbone = VisionBackbone(cfg.backbone, cfg.backbone_size, cfg.pretrained, cfg.backbone_overrides)
+        self.backbone = VisionBackbone(cfg.backbone, cfg.backbone_size, cfg.pretrained, cfg.backbone_overrides, cfg.stem)
         d = cfg.decoder.d_model
         self.proj = nn.Linear(self.backbone.out_dim, d)        # bridges backbone width -> decoder width
         # a CNN grid knows nothing of where it is; ViT's learned table is interpolated from its training grid (4 x 4 for

@@ -52,3 +52,16 @@ def test_full_encoders_are_the_named_architectures():
     assert 27 < sizes['convnext_tiny'] < 29 and 23 < sizes['resnet50'] < 24 and 3.5 < sizes['efficientnet_b0'] < 5.5
     assert sizes['vit_small'] == sizes['deit_small'] and 21 < sizes['vit_small'] < 23
     assert 27 < sizes['swin_tiny'] < 29 and 4.5 < sizes['mobilevit_small'] < 6
+
+def test_conv_stem_keeps_vit_token_grid_and_masks():
+    "The convolutional-stem ablation changes how ViT cuts the image, not what the decoder receives."
+    import torch
+    from omr_blog.core import OmrBlogError
+    from omr_blog.backbones import VisionBackbone
+    torch.manual_seed(0)
+    images, mask = torch.rand(2, 3, 48, 200), torch.ones(2, 48, 200, dtype=torch.bool); mask[1, :, 90:] = False
+    patch, conv = VisionBackbone('vit_small', 'tiny'), VisionBackbone('vit_small', 'tiny', stem='conv')
+    (fp, mp, gp), (fc, mc, gc) = patch(images, mask), conv(images, mask)
+    assert fp.shape == fc.shape and gp == gc and torch.equal(mp, mc)
+    with pytest.raises(OmrBlogError, match='replaces ViT patches'): VisionBackbone('swin_tiny', 'tiny', stem='conv')
+    with pytest.raises(OmrBlogError, match='unknown stem'): VisionBackbone('vit_small', 'tiny', stem='pixel')

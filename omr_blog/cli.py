@@ -280,10 +280,12 @@ def add_exposure(sub):
 
 # %% ../nbs/99_cli.ipynb #ae99b508
 def add_levers(sub):
-    _add_plan(sub, 'levers', 'one backbone, one change per run, the same time each: which lever gets it off the plateau sooner',
+    _add_plan(sub, 'levers', 'one change per run: which lever gets a tiny model off the plateau sooner',
               'Train ResNet-50 with the cpu-tiny recipe on the cpu-long schedule for 240 s per run, changing one thing per run '
-              '(learning rate, batch, warmup, precision, image height, a joint CTC loss, torch.compile, two-bar strips); '
-              'commit the records under results/levers-cpu/.',
+              '(learning rate, batch, warmup, precision, image height, a joint CTC loss, torch.compile, two-bar strips); then, on '
+              "the sweep's own recipe, the backbones it left on the plateau with one change each (2D positions, learning rate, "
+              'patch size, a convolutional stem, no stochastic depth) and two runs three times longer. Commit the records under '
+              'results/levers-cpu/.',
               'levers', 'LEVERS', 'run_levers', 'results/levers-cpu/')
 
 # %% ../nbs/99_cli.ipynb #9c45d426

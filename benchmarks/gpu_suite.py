@@ -229,7 +229,7 @@ def measure_steps(s: Suite, cfg, batch_size: int, finetune: str = 'full', steps:
         model = s.model(cfg, finetune)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95))
         b = s.page_batch(cfg, model.backbone.multiple, batch_size)
-        row.update(width=int(b['images'].shape[-1]), label_tokens=int((b['ids'] != s.tok.pad_id).sum()),
+        row.update(width=int(b['images'].shape[-1]), seq_len=int(b['ids'].shape[1]), label_tokens=int((b['ids'] != s.tok.pad_id).sum()),
                    params=sum(p.numel() for p in model.parameters()), trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
         train_step(s, model, opt, b)                                   # warm-up: kernels chosen, optimizer state made
         with FlopCounterMode(display=False) as fc: train_step(s, model, opt, b)
@@ -269,7 +269,7 @@ def stage_estimator(s: Suite, measured: list[dict]) -> list[dict]:
     for r in measured:
         if r.get('status') != 'ok' or r.get('peak_vram_bytes') is None and not s.dry: continue
         cfg = s.config(r['backbone'])
-        e = estimate_memory(cfg, batch_size=r['batch'], width=r['width'], seq_len=r['label_tokens'] // r['batch'] + 1,
+        e = estimate_memory(cfg, batch_size=r['batch'], width=r['width'], seq_len=r['seq_len'],   # the padded batch, as measured
                             precision='bf16' if s.amp == torch.bfloat16 else 'fp32', vocab_size=len(s.tok))
         rows.append({'backbone': r['backbone'], 'batch': r['batch'], 'width': r['width'], 'estimate_bytes': e.total,
                      'estimate_parts': asdict(e), 'measured_bytes': r.get('peak_vram_bytes'),

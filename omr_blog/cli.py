@@ -101,6 +101,9 @@ def add_data(sub):
     d.add_argument('--workers', type=int, help='render processes (default: all cores)')
     d.add_argument('--vocab-size', type=int, default=4096, help='BPE vocabulary size (default 4096, as LEGATO)')
     d.add_argument('--no-domain-shift', action='store_true', help='skip the abcm2ps test split')
+    d.add_argument('--heldout', choices=['lilypond'], help='also engrave the test split with a held-out engraver, as the dataset '
+                   '<name>-lilypond (Debian lilypond; about 2 s per system on one core): omr-blog eval --dataset reads it')
+    d.add_argument('--heldout-n', type=int, help='only the first N test systems for --heldout')
     _add_quiet(d)
     d.set_defaults(func=_cmd_data)
 
@@ -113,8 +116,14 @@ def _cmd_data(a):
     out = build_dataset(replace(RECIPES[a.recipe], **over), out=a.out, progress=not a.quiet)
     tok = train_dataset_tokenizer(out, vocab_size=a.vocab_size)
     rep = build_report(out)
-    print(json.dumps({'dataset': str(out), 'sizes': rep['sizes'], 'failures_by_cause': rep['failures_by_cause'],
-                      'fingerprint': rep['fingerprint'], 'build_seconds': rep['build_seconds'], 'vocab_size': len(tok)}, indent=2))
+    info = {'dataset': str(out), 'sizes': rep['sizes'], 'failures_by_cause': rep['failures_by_cause'],
+            'fingerprint': rep['fingerprint'], 'build_seconds': rep['build_seconds'], 'vocab_size': len(tok)}
+    if a.heldout:
+        from omr_blog.dataset import build_heldout
+        held = build_heldout(out, a.heldout, n=a.heldout_n, workers=a.workers, progress=not a.quiet)
+        hr = build_report(held)
+        info['heldout'] = {'dataset': str(held), 'sizes': hr['sizes'], 'failures_by_cause': hr['failures_by_cause'], 'build_seconds': hr['build_seconds']}
+    print(json.dumps(info, indent=2))
 
 # %% ../nbs/99_cli.ipynb #52030732
 def add_info(sub):

@@ -18,13 +18,14 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
-from .render import have_abcm2ps, render_abc_abcm2ps, render_pages, render_systems, sample_style
+from .render import have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond, render_pages, render_systems, sample_style
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['RECIPES', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'BuildConfig', 'musicxml_excerpts', 'piece_records',
-           'select_pieces', 'dataset_path', 'build_dataset', 'info_dataset', 'dataset_fingerprint', 'load_pdmx_synth',
-           'resolve_dataset_dir', 'load_omr_dataset', 'build_report', 'dataset_record']
+__all__ = ['RECIPES', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'HELDOUT_ENGRAVERS', 'BuildConfig',
+           'musicxml_excerpts', 'piece_records', 'select_pieces', 'dataset_path', 'build_dataset', 'info_dataset',
+           'dataset_fingerprint', 'load_pdmx_synth', 'resolve_dataset_dir', 'load_omr_dataset', 'build_report',
+           'dataset_record', 'build_heldout']
 
 # %% ../nbs/01c_dataset.ipynb #bf3d113a
 @dataclass
@@ -302,3 +303,40 @@ def dataset_record(name: str, ds_dir: Path) -> dict:
     "A run's dataset: its name, and the fingerprint and split sizes of the built dataset (None without a build report)."
     rep = build_report(ds_dir) if (ds_dir/'report.json').exists() else {}   # (the real PDMX-Synth has no build report)
     return {'name': str(name), 'fingerprint': rep.get('fingerprint'), 'sizes': rep.get('sizes')}
+
+# %% ../nbs/01c_dataset.ipynb #1ebdae13
+HELDOUT_ENGRAVERS = ('lilypond',)
+
+def _lilypond_record(rec: dict) -> dict:
+    return {**rec, 'image': _png(render_musicxml_lilypond(rec['musicxml']))}
+
+def build_heldout(name_or_path: str | Path = 'omr-synth-cpu', engraver: str = 'lilypond', n: int | None = None,
+                  workers: int | None = None, progress: bool = True) -> Path:
+    """The test split of a built dataset engraved again by `engraver`, saved as the dataset `<name>-<engraver>` (split
+    `test`: the same filenames, labels and MusicXML, new images); the first `n` systems only when given."""
+    if engraver not in HELDOUT_ENGRAVERS: raise OmrBlogError(f'{engraver}: unknown held-out engraver (choose from {", ".join(HELDOUT_ENGRAVERS)})')
+    if not have_lilypond(): raise OmrBlogError('LilyPond is not installed (`apt-get install lilypond`, or `make setup`)')
+    src = resolve_dataset_dir(name_or_path)
+    src_rep, test = build_report(src), load_omr_dataset(src)['test']
+    out = src.with_name(f'{src.name}-{engraver}')
+    old = json.loads((out/'report.json').read_text()) if (out/'report.json').exists() else {}
+    if old.get('source_fingerprint') == src_rep['fingerprint'] and old.get('n') == n and (out/'hf').exists(): return out
+    raw = test.cast_column('image', _features()['image'].__class__(decode=False))
+    tasks = [{k: v for k, v in raw[i].items() if k != 'image'} for i in range(len(raw) if n is None else min(n, len(raw)))]
+    t0, done, failures = time.time(), {}, Counter()
+    with tqdm(total=len(tasks), desc=f'{engraver}: {src.name} test', unit='img', disable=not progress) as bar:
+        for r in isolated_map(_lilypond_record, tasks, workers=workers or BuildConfig().workers, timeout=120):
+            if r.ok: done[r.index] = r.value
+            else: failures[r.error.split(':')[0]] += 1   # 'crash', 'timeout' or the exception's type
+            bar.update(1)
+    from datasets import Dataset, DatasetDict
+    dd = DatasetDict({'test': Dataset.from_list([done[i] for i in sorted(done)], features=_features())})
+    tmp = out/'hf.tmp'
+    shutil.rmtree(tmp, ignore_errors=True); out.mkdir(parents=True, exist_ok=True)
+    dd.save_to_disk(str(tmp))
+    shutil.rmtree(out/'hf', ignore_errors=True); os.replace(tmp, out/'hf')
+    write_json(out/'report.json', {'name': out.name, 'engraver': engraver, 'source': src.name, 'source_fingerprint': src_rep['fingerprint'],
+                                   'n': n, 'sizes': {'test': len(dd['test'])}, 'failures_by_cause': {f'test:{k}': v for k, v in failures.items()},
+                                   'fingerprint': dataset_fingerprint(dd), 'build_seconds': round(time.time() - t0, 1),
+                                   'provenance': provenance()})
+    return out

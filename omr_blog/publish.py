@@ -75,7 +75,7 @@ def clean_stream(text: str) -> str:
 
 def output_html(out: dict, fig_id: str) -> str:
     t = out.get('output_type')
-    if t == 'stream': return f'<pre class="stream">{html.escape(clean_stream(_text(out["text"])))}</pre>'
+    if t == 'stream': return f'<pre class="output-stream">{html.escape(clean_stream(_text(out["text"])))}</pre>'
     if t == 'error': return f'<pre class="error">{html.escape(out.get("ename", ""))}: {html.escape(out.get("evalue", ""))}</pre>'
     d = out.get('data', {})
     if PLOTLY_MIME in d:

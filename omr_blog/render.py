@@ -19,7 +19,7 @@ from .core import OmrBlogError
 
 # %% auto #0
 __all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'with_breaks', 'verovio_toolkit', 'rasterize', 'render_systems',
-           'render_pages', 'have_abcm2ps', 'render_abc_abcm2ps']
+           'render_pages', 'have_abcm2ps', 'render_abc_abcm2ps', 'have_lilypond', 'render_musicxml_lilypond']
 
 # %% ../nbs/01b_render.ipynb #f99c7aa5
 MUSIC_FONTS = ('Leipzig', 'Bravura', 'Leland', 'Petaluma', 'Gootville')
@@ -124,3 +124,25 @@ def render_abc_abcm2ps(abc: str, zoom: float = 1.0, background: int = 255, timeo
     im = im.crop((max(0, bbox[0] - pad), max(0, bbox[1] - pad), min(im.width, bbox[2] + pad), min(im.height, bbox[3] + pad)))
     if background < 255: im = Image.fromarray((np.asarray(im, dtype=np.float32) * (background / 255.0)).round().astype(np.uint8))
     return im
+
+# %% ../nbs/01b_render.ipynb #61f38c87
+def have_lilypond() -> bool: return shutil.which('lilypond') is not None and shutil.which('musicxml2ly') is not None
+
+def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int = 12, timeout: float = 60) -> Image.Image:
+    "Engrave one MusicXML excerpt with LilyPond (musicxml2ly, then a cropped PNG), titles and tagline dropped; grey 'L' image."
+    import re
+    if not have_lilypond(): raise OmrBlogError('LilyPond is not installed (`apt-get install lilypond`: it provides musicxml2ly too)')
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d); (d/'in.musicxml').write_text(musicxml)
+        r = subprocess.run(['musicxml2ly', '-o', str(d/'in.ly'), str(d/'in.musicxml')], capture_output=True, timeout=timeout)
+        if not (d/'in.ly').exists(): raise ValueError(f'musicxml2ly failed: {r.stderr.decode(errors="replace")[-200:]}')
+        ly = re.sub(r'\\header \{.*?\n    \}\n', '', (d/'in.ly').read_text(), count=1, flags=re.S)   # the title block
+        (d/'in.ly').write_text(ly + '\n\\header { tagline = ##f }\n\\paper { indent = 0 line-width = 300\\mm ragged-right = ##t }\n')
+        r = subprocess.run(['lilypond', '-s', '-dcrop', f'-dresolution={resolution}', '--png', '-o', str(d/'out'), str(d/'in.ly')],
+                           capture_output=True, timeout=timeout, cwd=d)
+        png = d/'out.cropped.png'
+        if not png.exists(): raise ValueError(f'lilypond failed: {r.stderr.decode(errors="replace")[-200:]}')
+        im = Image.open(png).convert('L')
+    out = Image.new('L', (im.width + 2 * border, im.height + 2 * border), 255)   # the crop is tight: give it paper
+    out.paste(im, (border, border))
+    return out

@@ -93,3 +93,31 @@ def test_two_bar_recipe_cuts_every_system_into_two_bars_and_labels_match_images(
         assert music.count('|') <= 3, music                                    # two bar lines, one more after a pickup
         assert Image.open(io.BytesIO(rec['image'])).size[0] < 2000
     assert len(piece_records(ref, 'test', short)['records']) <= short.max_systems_per_piece
+
+def test_heldout_engraver_errors_are_one_line(monkeypatch, tmp_path):
+    "No LilyPond, or an unknown engraver: a clear OmrBlogError before anything is written."
+    import omr_blog.dataset as ds
+    with pytest.raises(OmrBlogError, match='unknown held-out engraver'): ds.build_heldout('omr-synth-tiny', 'musescore')
+    monkeypatch.setattr(ds, 'have_lilypond', lambda: False)
+    with pytest.raises(OmrBlogError, match='LilyPond is not installed'): ds.build_heldout(tmp_path/'nothing-here')
+    assert not any(tmp_path.iterdir())
+
+def test_heldout_counts_what_lilypond_cannot_engrave(monkeypatch, tmp_path):
+    "A system that fails to engrave is left out and counted; the rest keep their labels."
+    import shutil
+    import omr_blog.dataset as ds
+    src = tmp_path/'omr-synth-tiny'
+    tiny = ds.resolve_dataset_dir('omr-synth-tiny', fallback_tiny=True)
+    shutil.copytree(tiny/'hf', src/'hf'); shutil.copy(tiny/'report.json', src)
+    from PIL import Image
+    def fake(musicxml):
+        if 'FAIL' in musicxml: raise ValueError('lilypond failed: syntax error')
+        return Image.new('L', (60, 20), 255)
+    monkeypatch.setattr(ds, 'have_lilypond', lambda: True)
+    monkeypatch.setattr(ds, 'render_musicxml_lilypond', fake)
+    test = ds.load_omr_dataset(src)['test']
+    bad = test[1]['filename']
+    monkeypatch.setattr(ds, '_lilypond_record', lambda rec: {**rec, 'image': ds._png(fake('FAIL' if rec['filename'] == bad else rec['musicxml']))})
+    held = ds.build_heldout(src, n=4, workers=1, progress=False)
+    h = ds.load_omr_dataset(held)['test']
+    assert len(h) == 3 and bad not in h['filename'] and ds.build_report(held)['failures_by_cause'] == {'test:ValueError': 1}

@@ -22,7 +22,7 @@ from .render import have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musi
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['RECIPES', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'HELDOUT_ENGRAVERS', 'BuildConfig',
+__all__ = ['RECIPES', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'HELDOUT_ENGRAVERS', 'HELDOUT_FORMAT', 'BuildConfig',
            'musicxml_excerpts', 'piece_records', 'select_pieces', 'dataset_path', 'build_dataset', 'info_dataset',
            'dataset_fingerprint', 'load_pdmx_synth', 'resolve_dataset_dir', 'load_omr_dataset', 'build_report',
            'dataset_record', 'build_heldout']
@@ -306,6 +306,7 @@ def dataset_record(name: str, ds_dir: Path) -> dict:
 
 # %% ../nbs/01c_dataset.ipynb #1ebdae13
 HELDOUT_ENGRAVERS = ('lilypond',)
+HELDOUT_FORMAT = 2   # bump when the held-out rendering changes (2: Verovio-like margins): older builds are rebuilt
 
 def _lilypond_record(rec: dict) -> dict:
     return {**rec, 'image': _png(render_musicxml_lilypond(rec['musicxml']))}
@@ -320,7 +321,8 @@ def build_heldout(name_or_path: str | Path = 'omr-synth-cpu', engraver: str = 'l
     src_rep, test = build_report(src), load_omr_dataset(src)['test']
     out = src.with_name(f'{src.name}-{engraver}')
     old = json.loads((out/'report.json').read_text()) if (out/'report.json').exists() else {}
-    if old.get('source_fingerprint') == src_rep['fingerprint'] and old.get('n') == n and (out/'hf').exists(): return out
+    if (old.get('source_fingerprint'), old.get('n'), old.get('format')) == (src_rep['fingerprint'], n, HELDOUT_FORMAT) and (out/'hf').exists():
+        return out
     raw = test.cast_column('image', _features()['image'].__class__(decode=False))
     tasks = [{k: v for k, v in raw[i].items() if k != 'image'} for i in range(len(raw) if n is None else min(n, len(raw)))]
     t0, done, failures = time.time(), {}, Counter()
@@ -336,7 +338,7 @@ def build_heldout(name_or_path: str | Path = 'omr-synth-cpu', engraver: str = 'l
     dd.save_to_disk(str(tmp))
     shutil.rmtree(out/'hf', ignore_errors=True); os.replace(tmp, out/'hf')
     write_json(out/'report.json', {'name': out.name, 'engraver': engraver, 'source': src.name, 'source_fingerprint': src_rep['fingerprint'],
-                                   'n': n, 'sizes': {'test': len(dd['test'])}, 'failures_by_cause': {f'test:{k}': v for k, v in failures.items()},
+                                   'n': n, 'format': HELDOUT_FORMAT, 'sizes': {'test': len(dd['test'])}, 'failures_by_cause': {f'test:{k}': v for k, v in failures.items()},
                                    'fingerprint': dataset_fingerprint(dd), 'build_seconds': round(time.time() - t0, 1),
                                    'provenance': provenance()})
     return out

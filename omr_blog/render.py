@@ -128,8 +128,11 @@ def render_abc_abcm2ps(abc: str, zoom: float = 1.0, background: int = 255, timeo
 # %% ../nbs/01b_render.ipynb #61f38c87
 def have_lilypond() -> bool: return shutil.which('lilypond') is not None and shutil.which('musicxml2ly') is not None
 
-def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int = 12, timeout: float = 60) -> Image.Image:
-    "Engrave one MusicXML excerpt with LilyPond (musicxml2ly, then a cropped PNG), titles and tagline dropped; grey 'L' image."
+def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int = 12, vmargin: float = 0.6,
+                             timeout: float = 60) -> Image.Image:
+    """Engrave one MusicXML excerpt with LilyPond (musicxml2ly, then a cropped PNG), titles and tagline dropped; grey 'L' image.
+    `vmargin`: white above and below, each a share of the engraved height, so the staff takes about the share of the strip
+    that it takes in Verovio's strips: the held-out split then changes the engraving, not the scale."""
     import re
     if not have_lilypond(): raise OmrBlogError('LilyPond is not installed (`apt-get install lilypond`: it provides musicxml2ly too)')
     with tempfile.TemporaryDirectory() as d:
@@ -143,6 +146,7 @@ def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int =
         png = d/'out.cropped.png'
         if not png.exists(): raise ValueError(f'lilypond failed: {r.stderr.decode(errors="replace")[-200:]}')
         im = Image.open(png).convert('L')
-    out = Image.new('L', (im.width + 2 * border, im.height + 2 * border), 255)   # the crop is tight: give it paper
-    out.paste(im, (border, border))
+    pad = border + round(vmargin * im.height)   # LilyPond's crop is tight: give it paper
+    out = Image.new('L', (im.width + 2 * border, im.height + 2 * pad), 255)
+    out.paste(im, (border, pad))
     return out

@@ -175,14 +175,16 @@ class Suite:
         if self.dry: return make_config('cpu-tiny', backbone, pretrained=False, height=64, max_width=256, **overrides)
         return make_config('gpu-full', backbone, pretrained=False, **overrides)
 
-    def model(self, cfg, finetune: str = 'full'):
+    def build(self, cfg, finetune: str = 'full'):
+        "The model of `cfg` with this tokenizer, random weights, on the current default device (plan: the meta device)."
         from omr_blog.finetune import prepare_finetune
         from omr_blog.model import ModelConfig, MusicTrOCR
         dec = replace(cfg.decoder, vocab_size=len(self.tok), pad_id=self.tok.pad_id, bos_id=self.tok.bos_id, eos_id=self.tok.eos_id,
                       dropout=0.0)   # dropout off: the same work in every step of a timing
         torch.manual_seed(0)
-        m = prepare_finetune(MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec)), finetune)
-        return m.to(self.device).train()
+        return prepare_finetune(MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec)), finetune).train()
+
+    def model(self, cfg, finetune: str = 'full'): return self.build(cfg, finetune).to(self.device)
 
     def page_batch(self, cfg, stride: int, n: int) -> dict:
         "`n` real pages (cycled if fewer) at the config's height, padded as training pads them, on the device."
@@ -204,16 +206,22 @@ class Suite:
     def peak_bytes(self) -> int | None:
         return torch.cuda.max_memory_allocated() if self.device.type == 'cuda' else None
 
-def oom_errors() -> tuple:
-    return tuple({torch.cuda.OutOfMemoryError, getattr(torch, 'OutOfMemoryError', torch.cuda.OutOfMemoryError)})
+def error_line(e: BaseException, n: int = 200) -> str:
+    "An exception as one short line for a record: its type and the first line of its message."
+    return f'{type(e).__name__}: {str(e).splitlines()[0][:n] if str(e) else ""}'
 
-def train_step(s: Suite, model, opt, b: dict):
-    "One optimizer step as training takes it: autocast forward, loss, backward, clipped gradients, AdamW."
+def forward_backward(s: Suite, model, b: dict):
+    "The step's work: autocast forward, the loss, backward (what FLOPs are counted on; `plan` runs it on the meta device)."
     from omr_blog.model import lm_loss
-    opt.zero_grad(set_to_none=True)
     with torch.autocast(s.device.type, dtype=s.amp, enabled=s.amp is not None):
         loss = lm_loss(model(b['images'], b['pixel_mask'], b['ids']), b['ids'], s.tok.pad_id)
     loss.backward()
+    return loss
+
+def train_step(s: Suite, model, opt, b: dict):
+    "One optimizer step as training takes it: forward and backward, clipped gradients, AdamW."
+    opt.zero_grad(set_to_none=True)
+    loss = forward_backward(s, model, b)
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     opt.step()
     return loss
@@ -240,10 +248,10 @@ def measure_steps(s: Suite, cfg, batch_size: int, finetune: str = 'full', steps:
         s.sync(); dt = (time.perf_counter() - t) / steps
         row.update(status='ok', step_s=dt, samples_per_s=batch_size / dt, tokens_per_s=row['label_tokens'] / dt, timed_steps=steps,
                    peak_vram_bytes=s.peak_bytes(), mfu=row['flops_per_step'] / dt / s.peak if s.peak else None)
-    except oom_errors() as e:
+    except torch.cuda.OutOfMemoryError as e:   # (torch.OutOfMemoryError is the same class)
         row.update(status='oom', error=str(e).splitlines()[0][:200], peak_vram_bytes=s.peak_bytes())
     except Exception as e:   # one configuration failing must not lose the others
-        row.update(status='failed', error=f'{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}')
+        row.update(status='failed', error=error_line(e))
     finally:
         del model, opt, b
         s.free()
@@ -267,7 +275,7 @@ def stage_estimator(s: Suite, measured: list[dict]) -> list[dict]:
     from omr_blog.memory import estimate_memory
     rows = []
     for r in measured:
-        if r.get('status') != 'ok' or r.get('peak_vram_bytes') is None and not s.dry: continue
+        if r.get('status') != 'ok' or (r.get('peak_vram_bytes') is None and not s.dry): continue   # (a CPU rehearsal has no peak)
         cfg = s.config(r['backbone'])
         e = estimate_memory(cfg, batch_size=r['batch'], width=r['width'], seq_len=r['seq_len'],   # the padded batch, as measured
                             precision='bf16' if s.amp == torch.bfloat16 else 'fp32', vocab_size=len(s.tok))
@@ -353,7 +361,7 @@ def stage_strips(s: Suite) -> list[dict]:
             r = train(cfg, resume=False, progress=False)
             rows.append({**flat_record(r), 'curve': [{k: x[k] for k in ('step', 'loss', 'elapsed_s')} for x in read_jsonl(s.scratch/bb/'log.jsonl')]})
         except Exception as e:
-            rows.append({'backbone': bb, 'status': 'failed', 'error': f'{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}'})
+            rows.append({'backbone': bb, 'status': 'failed', 'error': error_line(e)})
         print(f'  {bb:16s} {rows[-1]["status"]} {rows[-1].get("steps", "")} steps', flush=True)
     return rows
 
@@ -364,7 +372,6 @@ def plan(a):
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
     from omr_blog.memory import _fused_sdpa_on_meta
-    from omr_blog.model import lm_loss
     a.dry_run, a.batches = True, a.batches or [4, 8, 16]       # (the Suite reads the data; the sizes below are the GPU's)
     s = Suite(a); s.dry = False
     peak = peak_bf16_flops(a.gpu) or 989e12
@@ -373,16 +380,10 @@ def plan(a):
                                                                         for m in ('full', 'lora', 'qlora')]
     for bb, B, mode in configs:
         cfg = s.config(bb)
-        from omr_blog.finetune import prepare_finetune
-        from omr_blog.model import ModelConfig, MusicTrOCR
-        dec = replace(cfg.decoder, vocab_size=len(s.tok), pad_id=s.tok.pad_id, bos_id=s.tok.bos_id, eos_id=s.tok.eos_id, dropout=0.0)
-        with torch.device('meta'):
-            m = prepare_finetune(MusicTrOCR(ModelConfig(bb, 'full', False, dec)), 'lora' if mode == 'qlora' else mode).train()
+        with torch.device('meta'): m = s.build(cfg, 'lora' if mode == 'qlora' else mode)   # (4-bit weights need a real device)
         b = {k: v.to('meta') for k, v in s.page_batch(cfg, m.backbone.multiple, B).items()}
         with mock.patch.object(F, 'scaled_dot_product_attention', _fused_sdpa_on_meta), FlopCounterMode(display=False) as fc:
-            with torch.autocast('cpu', dtype=torch.bfloat16):
-                loss = lm_loss(m(b['images'], b['pixel_mask'], b['ids']), b['ids'], s.tok.pad_id)
-            loss.backward()
+            forward_backward(s, m, b)
         steps = 2 + a.steps                                           # warm-up, counted, timed
         sec = steps * fc.get_total_flops() / (peak * a.mfu) + a.overhead_s
         total_s += sec
@@ -423,7 +424,7 @@ def run(a):
                     'decoding': lambda: stage_decoding(s), 'finetune': lambda: stage_finetune(s), 'strips': lambda: stage_strips(s)}[stage]()
             status, error = 'ok', None
         except Exception as e:   # the next stage still runs; this one says why it has no rows
-            rows, status, error = [], 'failed', f'{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ""}'
+            rows, status, error = [], 'failed', error_line(e, 300)
             print(f'  {stage} failed: {error}', flush=True)
         if stage == 'train_step': measured = rows
         s.write(stage, rows, status=status, error=error, seconds=round(time.monotonic() - t, 1))

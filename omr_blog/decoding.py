@@ -127,10 +127,6 @@ class StaticGreedyDecoder:
         self.graph = None
         if cuda_graph if cuda_graph is not None else dev.type == 'cuda': self._record()
 
-    def _attend(self, attn, x, k, v, mask):
-        y = F.scaled_dot_product_attention(attn._heads(attn.q(x)), k, v, attn_mask=mask)   # (B, h, 1, dh)
-        return attn.o(y.transpose(1, 2).reshape(x.shape[0], 1, -1))
-
     def step(self):
         "One token for every row, at position `pos`: the same wiring as `Decoder.forward` with a cache (the lesson checks)."
         x = self.dec.tok(self.tok) + self.dec.pos(self.pos)                   # (B, 1, C)
@@ -139,8 +135,8 @@ class StaticGreedyDecoder:
             h, a = layer.ln1(x), layer.self_attn
             k, v = a.kv(h).chunk(2, dim=-1)
             self.k[i].index_copy_(2, self.pos, a._heads(k)); self.v[i].index_copy_(2, self.pos, a._heads(v))
-            x = x + self._attend(a, h, self.k[i], self.v[i], seen)
-            x = x + self._attend(layer.cross_attn, layer.ln2(x), *self.cross[i], self.memory_mask)
+            x = x + a.attend(h, self.k[i], self.v[i], seen)
+            x = x + layer.cross_attn.attend(layer.ln2(x), *self.cross[i], self.memory_mask)
             x = x + layer.ff(layer.ln3(x))
         nxt = self.dec.head(self.dec.ln(x))[:, -1].float().argmax(-1)        # (B,)
         nxt = torch.where(self.done, torch.full_like(nxt, self.c.pad_id), nxt)

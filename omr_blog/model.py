@@ -78,7 +78,6 @@ class Attention(nn.Module):
         return x.view(x.shape[0], x.shape[1], self.h, self.dh).transpose(1, 2)
 
     def forward(self, x, kv=None, mask=None, causal=False, cache=None):
-        q = self._heads(self.q(x))                                  # (B, h, T, dh)
         if kv is not None and cache is not None and 'k' in cache:   # cross-attention: image K/V already cached
             k, v = cache['k'], cache['v']
         else:
@@ -87,6 +86,11 @@ class Attention(nn.Module):
             if cache is not None:
                 if kv is None: k, v = append_kv(cache, k, v)        # self-attention: this step after the earlier ones
                 else: cache['k'], cache['v'] = k, v
+        return self.attend(x, k, v, mask, causal)
+
+    def attend(self, x, k, v, mask=None, causal=False):
+        "The queries of x (B, T, C) over keys and values (B, h, S, dh) -> (B, T, C)."
+        q = self._heads(self.q(x))                                  # (B, h, T, dh)
         # with a cache, self-attention sees only the past (the new token is last): no causal mask is needed
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
                                            is_causal=causal and mask is None and q.shape[2] > 1)

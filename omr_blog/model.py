@@ -14,11 +14,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .core import OmrBlogError
 from .backbones import VisionBackbone, count_params, get_spec
 
 # %% auto #0
 __all__ = ['DecoderConfig', 'ModelConfig', 'append_kv', 'Attention', 'SwiGLU', 'DecoderLayer', 'Decoder',
-           'positional_encoding_2d', 'column_frames', 'lm_loss', 'MusicTrOCR']
+           'positional_encoding_2d', 'column_frames', 'instance_norm', 'lm_loss', 'MusicTrOCR']
 
 # %% ../nbs/02b_model.ipynb #a9bc32fd
 @dataclass
@@ -48,6 +49,7 @@ class ModelConfig:
     pos2d_all: bool = False          # 2D positions on every backbone's tokens, not only on CNN grids (see `encode`)
     backbone_overrides: dict = field(default_factory=dict)   # fields of the backbone's config changed (ablations)
     stem: str = 'patch'              # 'conv': a convolutional stem instead of ViT's patch projection (an ablation)
+    memory_norm: str = 'none'        # 'instance': each image's tokens standardised per channel over the image (see `encode`)
 
 
 # %% ../nbs/02b_model.ipynb #c9e63bbb
@@ -171,6 +173,15 @@ def column_frames(x: torch.Tensor, mask: torch.Tensor, h: int, w: int) -> tuple[
     return frames, mask.view(B, h, w).any(1).sum(1) * h    # padding columns come last: a count is enough
 
 
+# %% ../nbs/02b_model.ipynb #bb6ec98f
+def instance_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    "Tokens (B, N, C) standardised per image and channel over the real tokens (mask (B, N), True = real)."
+    m = mask[..., None].to(x.dtype)                            # (B, N, 1)
+    n = m.sum(1, keepdim=True).clamp(min=1)                    # (B, 1, 1) real tokens per image
+    mean = (x * m).sum(1, keepdim=True) / n                    # (B, 1, C)
+    var = ((x - mean) ** 2 * m).sum(1, keepdim=True) / n       # (B, 1, C)
+    return (x - mean) * torch.rsqrt(var + eps)
+
 # %% ../nbs/02b_model.ipynb #bf352a70
 def lm_loss(logits, ids, pad_id: int):
     "Mean cross-entropy of logits (B, T-1, V) against ids[:, 1:], ignoring padding."
@@ -188,6 +199,7 @@ class MusicTrOCR(nn.Module):
         # a CNN grid knows nothing of where it is; ViT's learned table is interpolated from its training grid (4 x 4 for
         # the 64 px tiny variant, stretched over a strip 64 patches wide) and Swin has only window-relative positions
         self.use_pos2d = cfg.pos2d_all or get_spec(cfg.backbone).family in ('cnn', 'hybrid')
+        if cfg.memory_norm not in ('none', 'instance'): raise OmrBlogError(f'{cfg.memory_norm}: unknown memory_norm (none or instance)')
         self.decoder = Decoder(cfg.decoder)
         # joint training: a linear CTC classifier reads the same image tokens column by column, so the encoder must put
         # each symbol where it is on the strip; the decoder alone has to discover that alignment through cross-attention
@@ -197,6 +209,7 @@ class MusicTrOCR(nn.Module):
         "Image tokens (B, N, d_model) and their mask (B, N); with `grid`, also the feature map's (h, w)."
         feats, mask, (h, w) = self.backbone(images, pixel_mask)
         mem = self.proj(feats)
+        if self.cfg.memory_norm == 'instance': mem = instance_norm(mem, mask)
         if self.use_pos2d: mem = mem + positional_encoding_2d(h, w, mem.shape[-1], mem.device).to(mem.dtype)
         return (mem, mask, (h, w)) if grid else (mem, mask)
 

@@ -19,8 +19,9 @@ from .core import OmrBlogError, project_root, tqdm
 
 # %% auto #0
 __all__ = ['PLOTLY_MIME', 'PLOTLY_SCRIPT', 'NOT_RUN_FLAGS', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer',
-           'markdown_html', 'clean_stream', 'output_html', 'cell_html', 'notebook_title', 'page_html', 'render_site',
-           'is_section', 'execute_deep_dives', 'chromium_path', 'check_site']
+           'markdown_html', 'clean_stream', 'output_html', 'highlight_python', 'cell_html', 'site_css',
+           'notebook_title', 'page_html', 'render_site', 'is_section', 'execute_deep_dives', 'chromium_path',
+           'check_site']
 
 # %% ../nbs/07a_publish.ipynb #799e3dcb
 @dataclass
@@ -92,6 +93,13 @@ def output_html(out: dict, fig_id: str) -> str:
 
 NOT_RUN_FLAGS = ('slow', 'gpu', 'notest')   # cells nbdev-test skips unless asked; the site's deep dives skip them too
 
+def highlight_python(code: str) -> str:
+    "Code as escaped HTML with Pygments' token classes (nbconvert's own highlighter; colours in CSS)."
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+    return highlight(code, PythonLexer(), HtmlFormatter(nowrap=True))
+
 def _directives(src: str) -> set[str]:
     return {l[3:].split()[0] for l in src.splitlines() if l.startswith('#| ') and len(l) > 3}
 
@@ -106,7 +114,7 @@ def cell_html(cell: dict, page_stem: str, i: int) -> str:
     label = ('parameters of this build' if 'injected-parameters' in tags else 'parameters' if 'parameters' in tags else
              'exported code' if 'export' in dirs else 'code')
     if dirs & set(NOT_RUN_FLAGS) and not cell.get('outputs'): label += ' (slow: trains or measures for minutes, so its output is not shown; run it yourself)'
-    parts = [f'<details class="code"><summary>{label}</summary><pre><code>{html.escape(code)}</code></pre></details>'] if code.strip() else []
+    parts = [f'<details class="code"><summary>{label}</summary><pre class="highlight"><code>{highlight_python(code)}</code></pre></details>'] if code.strip() else []
     parts += [output_html(o, f'fig-{page_stem}-{i}-{j}') for j, o in enumerate(cell.get('outputs', []))]
     return f'<div class="cell">{"".join(parts)}</div>'
 
@@ -122,6 +130,11 @@ pre{background:#f4f4f4;padding:8px;overflow-x:auto;font-size:13px}details.code s
 img.output-image{max-width:100%}.note{background:#fff6dd;border-left:4px solid #e0b000;padding:6px 12px;font:14px sans-serif}
 footer.pager{display:flex;justify-content:space-between;margin-top:40px;font:14px sans-serif}pre.error{color:#a00}
 '''
+
+def site_css() -> str:
+    "The page style and Pygments' colours for highlighted code."
+    from pygments.formatters import HtmlFormatter
+    return CSS + HtmlFormatter(style='friendly').get_style_defs('.highlight')
 
 def notebook_title(nb: dict, default: str) -> str:
     "The notebook's first H1 (the page title), or `default`."
@@ -171,7 +184,7 @@ def render_site(executed_dir: str | Path | None = None, out: str | Path | None =
     shutil.rmtree(tmp, ignore_errors=True); (tmp/'assets').mkdir(parents=True)
     import plotly
     shutil.copyfile(Path(plotly.__file__).parent/'package_data'/'plotly.min.js', tmp/'assets'/'plotly.min.js')
-    (tmp/'assets'/'style.css').write_text(CSS)
+    (tmp/'assets'/'style.css').write_text(site_css())
     if (root/'figures').is_dir(): shutil.copytree(root/'figures', tmp/'figures')
     for p in pages:
         nb, executed = nbs[p.source]
@@ -186,6 +199,12 @@ def render_site(executed_dir: str | Path | None = None, out: str | Path | None =
 def is_section(source: str | Path) -> bool:
     "A page papermill runs in `make blog`: the landing page, and the notebooks with a parameters cell (the numbered sections)."
     return Path(source).name == 'index.ipynb' or '"parameters"' in (project_root()/source).read_text()
+
+def _drop_timings(path: Path):
+    "nbdev-test records each cell's seconds as a number where the notebook format wants strings: drop them, so the copy opens anywhere."
+    nb = json.loads(path.read_text())
+    for c in nb['cells']: c.get('metadata', {}).pop('execution', None)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
 
 def execute_deep_dives(out: str | Path | None = None, force: bool = False, progress: bool = True) -> dict[str, float | None]:
     """Execute every deep-dive page of the sidebar in-process, skipping `NOT_RUN_FLAGS` cells, into `out` (default runs/blog/).
@@ -203,7 +222,7 @@ def execute_deep_dives(out: str | Path | None = None, force: bool = False, progr
         shutil.copyfile(src, tmp)
         try:
             ok, secs = test_nb(tmp, skip_flags=list(NOT_RUN_FLAGS), save=True)
-            if ok: shutil.move(tmp, dst)
+            if ok: _drop_timings(tmp); shutil.move(tmp, dst)
             else: dst.unlink(missing_ok=True)   # a stale copy must not stand in for a notebook that now fails
             times[src.name] = secs if ok else None
         finally: tmp.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ ROOT = project_root()
 SECTIONS = ['nbs/index.ipynb'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT/'nbs').glob('0[1-7]*.ipynb') if '"parameters"' in p.read_text())   # pages with papermill parameters
 
 @pytest.fixture(scope='module')
-def site(tmp_path_factory, tiny_dir):
+def built(tmp_path_factory, tiny_dir):
     executed = tmp_path_factory.mktemp('executed')
     for nb in SECTIONS:   # what make blog does, on the tiny dataset
         r = subprocess.run([str(Path(sys.executable).parent/'papermill'), '--cwd', 'nbs', nb, str(executed/Path(nb).name),
@@ -25,7 +25,21 @@ def site(tmp_path_factory, tiny_dir):
         assert r.returncode == 0, f'{nb} failed under papermill:\n{r.stderr[-3000:]}'
     failed = [n for n, s in execute_deep_dives(executed, progress=False).items() if s is None]   # as `omr-blog render --deep-dives`
     assert not failed, f'deep dives that failed to execute: {failed}'
-    return render_site(executed, tmp_path_factory.mktemp('site')/'_site')
+    site = render_site(executed, tmp_path_factory.mktemp('site')/'_site')
+    return site, executed
+
+@pytest.fixture(scope='module')
+def site(built): return built[0]
+
+def test_executed_copies_are_valid_notebooks(built):
+    "A reader may download an executed copy and open it in Jupyter: it must pass the notebook format's schema."
+    import nbformat
+    for f in built[1].glob('*.ipynb'): nbformat.validate(nbformat.read(f, as_version=4))
+
+def test_code_is_highlighted(site):
+    page = (site/'02b_model.html').read_text()
+    assert '<pre class="highlight"><code>' in page and '<span class="k">def</span>' in page
+    assert '.highlight .k' in (site/'assets'/'style.css').read_text()
 
 def test_every_section_is_a_page_in_order(site):
     _, pages = site_pages()

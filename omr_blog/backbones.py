@@ -20,8 +20,8 @@ from .core import OmrBlogError, flush_denormals
 flush_denormals()   # before any model computes: random-init CNNs on CPU are ~20x faster (00_core)
 
 # %% auto #0
-__all__ = ['BACKBONES', 'BackboneSpec', 'get_spec', 'backbone_config', 'load_hf_backbone', 'ConvStem', 'VisionBackbone',
-           'count_params']
+__all__ = ['BACKBONES', 'BackboneSpec', 'get_spec', 'backbone_config', 'load_hf_backbone', 'ConvStem', 'ResNetStem',
+           'VisionBackbone', 'count_params']
 
 # %% ../nbs/02a_backbones.ipynb #a99f022f
 @dataclass(frozen=True)
@@ -124,6 +124,37 @@ class ConvStem(nn.Sequential):
     @property
     def weight(self): return self[-1].weight   # ViTModel reads its input dtype from the patch projection's weight
 
+class ResNetStem(nn.Sequential):
+    """ResNet's first layer as a drop-in for any family's: a 7x7 stride-2 convolution, BatchNorm, ReLU and a 3x3 max-pool,
+    downsampling by `stride` like the layer it replaces (2: the max-pool keeps the size; above 4: a patchifying convolution
+    takes the rest, for ViT's 16 px patches)."""
+    def __init__(self, out_ch: int, stride: int, in_ch: int = 3):
+        mid = out_ch if stride <= 4 else max(8, out_ch // 4)
+        layers = [nn.Conv2d(in_ch, mid, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                  nn.MaxPool2d(3, stride=2 if stride >= 4 else 1, padding=1)]
+        if stride > 4: layers.append(nn.Conv2d(mid, out_ch, stride // 4, stride=stride // 4))
+        super().__init__(*layers)
+    @property
+    def weight(self): return self[0].weight   # ViT and Swin read their input dtype from the projection's weight
+
+def _replace_stem(model: nn.Module, t: str, stem: str):
+    "Put `stem` ('conv' for ViT, 'resnet' for every family) where the family's own first layer is."
+    cfg = model.config
+    if stem == 'conv':   # ViT's one big patchifying convolution replaced by a small stack of 3x3 ones
+        if t != 'vit': raise OmrBlogError(f'{t}: the convolutional stem replaces ViT patches; this family has none')
+        model.embeddings.patch_embeddings.projection = ConvStem(cfg.hidden_size, cfg.patch_size)
+    elif t in ('vit', 'swin'):
+        proj = model.embeddings.patch_embeddings.projection
+        model.embeddings.patch_embeddings.projection = ResNetStem(proj.out_channels, proj.stride[0])
+    elif t == 'convnext':
+        model.embeddings.patch_embeddings = ResNetStem(model.embeddings.patch_embeddings.out_channels, cfg.patch_size)
+    elif t == 'efficientnet':
+        emb = model.embeddings
+        emb.padding, emb.convolution = nn.Identity(), ResNetStem(emb.convolution.out_channels, 2)   # its 3x3 needed the pad
+    elif t == 'mobilevit':
+        model.conv_stem.convolution = ResNetStem(model.conv_stem.convolution.out_channels, 2)
+    # resnet: the stem is its own already
+
 class VisionBackbone(nn.Module):
     "Any of the seven backbones behind one interface: images (B,3,H,W) + pixel mask -> tokens, token mask, grid."
     def __init__(self, name: str, size: str = 'full', pretrained: bool | str = False, overrides: dict | None = None,
@@ -133,10 +164,8 @@ class VisionBackbone(nn.Module):
         self.model = load_hf_backbone(name, size, pretrained, overrides)
         cfg = self.model.config
         t = self.spec.model_type
-        if stem not in ('patch', 'conv'): raise OmrBlogError(f'{stem}: unknown stem (patch or conv)')
-        if stem == 'conv':   # an ablation: ViT's one big patchifying convolution replaced by a small stack of 3x3 ones
-            if t != 'vit': raise OmrBlogError(f'{name}: the convolutional stem replaces ViT patches; {name} has none')
-            self.model.embeddings.patch_embeddings.projection = ConvStem(cfg.hidden_size, cfg.patch_size)
+        if stem not in ('patch', 'conv', 'resnet'): raise OmrBlogError(f'{stem}: unknown stem (patch, conv or resnet)')
+        if stem != 'patch': _replace_stem(self.model, t, stem)   # ablations: the family's first layer swapped
         if t == 'resnet': self.out_dim, self.stride = cfg.hidden_sizes[-1], 4 * 2 ** (len(cfg.depths) - 1)
         elif t == 'convnext': self.out_dim, self.stride = cfg.hidden_sizes[-1], 4 * 2 ** (cfg.num_stages - 1)
         elif t == 'efficientnet':

@@ -7,7 +7,7 @@ Docs: https://omr-blog.github.io/omr_blog/dataset.html.md"""
 
 # %% ../nbs/01c_dataset.ipynb #633c7d5a
 from __future__ import annotations
-import copy, fcntl, io, json, os, shutil, time
+import copy, fcntl, io, json, os, random, shutil, time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, asdict
@@ -18,7 +18,8 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
-from .render import have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond, render_pages, render_systems, sample_style
+from .render import (have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond, render_pages,
+                             render_systems, sample_abcm2ps_style, sample_style)
 from .workers import isolated_map
 
 # %% auto #0
@@ -38,6 +39,7 @@ class BuildConfig:
     val: int = 300
     test: int = 300
     domain_shift: bool = True       # also engrave the test images with abcm2ps (split 'test_abcm2ps')
+    abcm2ps_share: float = 0.0      # training systems engraved by abcm2ps (its own layout options) instead of Verovio
     max_staves: int = 1             # one-staff pieces only: the CPU models read short strips
     min_staves: int = 1
     collections: tuple[str, ...] = ()  # only pieces whose id starts with one of these (empty: all)
@@ -56,6 +58,9 @@ RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are
     # the CPU sweep's task: two-bar strips, at most 4 per piece (more pieces: more variety, and test strips that
     # are closer to independent evidence)
     'cpu-short': BuildConfig(name='omr-synth-cpu-short', bars_per_system=2, max_systems_per_piece=4, train=12_000),
+    # the default checkpoint's data: the cpu build's pieces, test and validation strips, with 30% of the training
+    # strips engraved by abcm2ps in its own varied layouts (LilyPond stays held out for testing)
+    'cpu-engravers': BuildConfig(name='omr-synth-cpu-engravers', abcm2ps_share=0.3),
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
                          max_staves=99, max_systems_per_piece=10**9),
     # Section 2's CTC lesson: chorales and masses reduced to two-part chords on one staff (no abcm2ps split)
@@ -119,10 +124,16 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     for i, (im, xml) in enumerate(zip(images[:cfg.max_systems_per_piece], excerpts)):
         label = system_label(piece.layout, i)
         name = f'{ref.piece_id}/system-{i:02d}'
+        # a build that trains on abcm2ps gives all its abcm2ps strips Verovio-like margins: the engraver changes, not the scale
+        vmargin = 0.6 if cfg.abcm2ps_share else None
+        if split == 'train' and random.Random(f'{cfg.seed}:engraver:{name}').random() < cfg.abcm2ps_share:
+            try: im = render_abc_abcm2ps(system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background,
+                                         style=sample_abcm2ps_style(f'{cfg.seed}:{name}'), vmargin=vmargin)
+            except (ValueError, OSError): pass   # Verovio's strip stays
         out['records'].append(dict(image=_png(im), transcription=label, filename=name, musicxml=xml))
         if split == 'test' and cfg.domain_shift:
             try:
-                shift = render_abc_abcm2ps(system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background)
+                shift = render_abc_abcm2ps(system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background, vmargin=vmargin)
                 out['shift_records'].append(dict(image=_png(shift), transcription=label, filename=name, musicxml=xml))
             except (ValueError, OSError): pass   # counted below as missing domain-shift images
     return out
@@ -242,7 +253,7 @@ def _comparable(cfg: BuildConfig) -> dict:
     "The config fields that change the data (not workers, timeouts or where it is written), with the format version."
     d = asdict(cfg)
     for k in ('workers', 'timeout'): d.pop(k)
-    for k in ('min_staves', 'collections', 'chord_parts', 'bars_per_system'):   # added after format 2: at their defaults, older builds stay valid
+    for k in ('min_staves', 'collections', 'chord_parts', 'bars_per_system', 'abcm2ps_share'):   # added after format 2: at their defaults, older builds stay valid
         if d[k] == getattr(BuildConfig, k): d.pop(k)
     if 'collections' in d: d['collections'] = list(d['collections'])   # as the report's JSON holds it
     return {**d, 'format_version': DATA_FORMAT_VERSION}

@@ -7,7 +7,7 @@ Docs: https://omr-blog.github.io/omr_blog/render.html.md"""
 
 # %% ../nbs/01b_render.ipynb #52e0a50e
 from __future__ import annotations
-import io, random, shutil, subprocess, tempfile
+import io, random, re, shutil, subprocess, tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,8 @@ from .core import OmrBlogError
 
 # %% auto #0
 __all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'with_breaks', 'verovio_toolkit', 'rasterize', 'render_systems',
-           'render_pages', 'have_abcm2ps', 'render_abc_abcm2ps', 'have_lilypond', 'render_musicxml_lilypond']
+           'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper', 'render_abc_abcm2ps',
+           'have_lilypond', 'render_musicxml_lilypond']
 
 # %% ../nbs/01b_render.ipynb #f99c7aa5
 MUSIC_FONTS = ('Leipzig', 'Bravura', 'Leland', 'Petaluma', 'Gootville')
@@ -108,20 +109,54 @@ def render_pages(musicxml: str, style: RenderStyle, bars_per_line: int = 5, page
 # %% ../nbs/01b_render.ipynb #d9c1af99
 def have_abcm2ps() -> bool: return shutil.which('abcm2ps') is not None
 
-def render_abc_abcm2ps(abc: str, zoom: float = 1.0, background: int = 255, timeout: float = 20) -> Image.Image:
-    "Engrave one ABC tune with abcm2ps (SVG output, one page), cropped to the music."
+@dataclass(frozen=True)
+class Abcm2psStyle:
+    "abcm2ps format options for one strip: another program's idea of how the same music is laid out."
+    scale: float          # %%scale: the size of the staff on the page
+    note_spacing: float   # %%notespacingfactor: how far apart notes of successive lengths stand
+    stem_height: float    # %%stemheight, in points
+    flat_beams: bool      # %%flatbeams: beams drawn level
+    straight_flags: bool  # %%straightflags: bagpipe-style straight flags
+    bar_numbers: bool     # %%measurenb 0: the number of each line's first bar
+    def directives(self) -> str:
+        return (f'%%scale {self.scale}\n%%notespacingfactor {self.note_spacing}\n%%stemheight {self.stem_height}\n'
+                f'%%flatbeams {int(self.flat_beams)}\n%%straightflags {int(self.straight_flags)}\n'
+                f'%%measurenb {0 if self.bar_numbers else -1}\n')
+
+def sample_abcm2ps_style(seed: int | str) -> Abcm2psStyle:
+    "A random but reproducible abcm2ps style for the strip identified by `seed`."
+    r = random.Random(f'abcm2ps:{seed}')
+    return Abcm2psStyle(scale=round(r.uniform(0.6, 0.9), 2), note_spacing=round(r.uniform(1.2, 1.8), 2),
+                        stem_height=round(r.uniform(17, 23), 1), flat_beams=r.random() < 0.2,
+                        straight_flags=r.random() < 0.2, bar_numbers=r.random() < 0.3)
+
+_TEXT_FIELDS = re.compile(r'^[TCOAZNHSRB]:.*\n?', re.M)   # titles, composer, origin, notes...: Verovio's strips print none
+
+def add_paper(im: Image.Image, border: int = 12, vmargin: float = 0.6) -> Image.Image:
+    "White around a tightly cropped engraving: `border` px at the sides, `vmargin` of its height above and below (Verovio-like)."
+    pad = border + round(vmargin * im.height)
+    out = Image.new('L', (im.width + 2 * border, im.height + 2 * pad), 255)
+    out.paste(im, (border, pad))
+    return out
+
+def render_abc_abcm2ps(abc: str, zoom: float = 1.0, background: int = 255, timeout: float = 20,
+                       style: Abcm2psStyle | None = None, vmargin: float | None = None) -> Image.Image:
+    """Engrave one ABC tune with abcm2ps (SVG output, one page), cropped to the music. With a `style` (training strips) its
+    text fields are dropped and its format options applied; with `vmargin` it gets Verovio-like margins (`add_paper`)."""
     if not have_abcm2ps(): raise OmrBlogError('abcm2ps is not installed (run `make setup`, or `apt-get install abcm2ps`)')
+    if style: abc = _TEXT_FIELDS.sub('', abc)
     with tempfile.TemporaryDirectory() as d:
         src = Path(d)/'tune.abc'
-        src.write_text('%%pagewidth 21cm\n%%topspace 0\n%%titlespace 0\n%%musicspace 0\n' + abc + '\n')
+        src.write_text('%%pagewidth 21cm\n%%topspace 0\n%%titlespace 0\n%%musicspace 0\n' + (style.directives() if style else '') + abc + '\n')
         r = subprocess.run(['abcm2ps', '-q', '-g', '-O', str(Path(d)/'out.svg'), str(src)], capture_output=True, timeout=timeout)
         svgs = sorted(Path(d).glob('out*.svg'))
         if not svgs: raise ValueError(f'abcm2ps failed: {r.stderr.decode(errors="replace")[:200]}')
         im = rasterize(svgs[0].read_text(), zoom, 255)
     bbox = Image.eval(im, lambda v: 255 - v).getbbox()   # crop the white page to the ink, with a small border
     if bbox is None: raise ValueError('abcm2ps drew nothing')
-    pad = 8
+    pad = 8 if vmargin is None else 0
     im = im.crop((max(0, bbox[0] - pad), max(0, bbox[1] - pad), min(im.width, bbox[2] + pad), min(im.height, bbox[3] + pad)))
+    if vmargin is not None: im = add_paper(im, vmargin=vmargin)
     if background < 255: im = Image.fromarray((np.asarray(im, dtype=np.float32) * (background / 255.0)).round().astype(np.uint8))
     return im
 
@@ -133,7 +168,6 @@ def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int =
     """Engrave one MusicXML excerpt with LilyPond (musicxml2ly, then a cropped PNG), titles and tagline dropped; grey 'L' image.
     `vmargin`: white above and below, each a share of the engraved height, so the staff takes about the share of the strip
     that it takes in Verovio's strips: the held-out split then changes the engraving, not the scale."""
-    import re
     if not have_lilypond(): raise OmrBlogError('LilyPond is not installed (`apt-get install lilypond`: it provides musicxml2ly too)')
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); (d/'in.musicxml').write_text(musicxml)
@@ -146,7 +180,4 @@ def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int =
         png = d/'out.cropped.png'
         if not png.exists(): raise ValueError(f'lilypond failed: {r.stderr.decode(errors="replace")[-200:]}')
         im = Image.open(png).convert('L')
-    pad = border + round(vmargin * im.height)   # LilyPond's crop is tight: give it paper
-    out = Image.new('L', (im.width + 2 * border, im.height + 2 * pad), 255)
-    out.paste(im, (border, pad))
-    return out
+    return add_paper(im, border, vmargin)   # LilyPond's crop is tight: give it paper

@@ -1,4 +1,4 @@
-import json, os, signal, subprocess, sys, time
+import json, os, shutil, signal, subprocess, sys, time
 from dataclasses import replace
 from pathlib import Path
 import pytest
@@ -121,3 +121,19 @@ def test_heldout_counts_what_lilypond_cannot_engrave(monkeypatch, tmp_path):
     held = ds.build_heldout(src, n=4, workers=1, progress=False)
     h = ds.load_omr_dataset(held)['test']
     assert len(h) == 3 and bad not in h['filename'] and ds.build_report(held)['failures_by_cause'] == {'test:ValueError': 1}
+
+@pytest.mark.skipif(shutil.which('abcm2ps') is None, reason='abcm2ps is installed by make setup')
+def test_engraver_mix_changes_training_strips_only_and_keeps_labels():
+    "cpu-engravers: some training strips come from abcm2ps (seeded), labels unchanged; test strips stay Verovio's."
+    from omr_blog.dataset import _comparable, piece_records, select_pieces
+    assert 'abcm2ps_share' not in _comparable(RECIPES['cpu']) and _comparable(RECIPES['cpu-engravers'])['abcm2ps_share'] == 0.3
+    plain, mixed = replace(RECIPES['cpu'], domain_shift=False), replace(RECIPES['cpu-engravers'], abcm2ps_share=0.5, domain_shift=False)
+    refs = select_pieces(plain)['train'][:6]
+    a = [r for ref in refs for r in piece_records(ref, 'train', plain).get('records', [])]
+    b = [r for ref in refs for r in piece_records(ref, 'train', mixed).get('records', [])]
+    assert [r['transcription'] for r in a] == [r['transcription'] for r in b] and [r['filename'] for r in a] == [r['filename'] for r in b]
+    changed = sum(x['image'] != y['image'] for x, y in zip(a, b))
+    assert 0 < changed < len(a)                                        # about half, drawn per strip
+    assert b == [r for ref in refs for r in piece_records(ref, 'train', mixed).get('records', [])]   # reproducible
+    t = select_pieces(plain)['test'][0]
+    assert piece_records(t, 'test', plain)['records'] == piece_records(t, 'test', mixed)['records']

@@ -66,6 +66,16 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
                                    max_steps=2000, time_budget_s=900, eval_every=500),
     'swin_no_drop_path': dict(backbone='swin_tiny', preset='cpu-short', backbone_overrides={'drop_path_rate': 0.0}, max_steps=2000,
                               time_budget_s=900, eval_every=500),
+    # the only backbone past the plateau differs first in its first layer: ResNet's 7x7 convolution, BatchNorm, ReLU
+    # and max-pool (a nonlinear downsampling that keeps one-pixel staff lines and stems) against ConvNeXt's linear 4x4
+    # patchify and ViT's and Swin's patch projections. The same stem in their place, at the same stride:
+    'convnext_resnet_stem': dict(backbone='convnext_tiny', preset='cpu-short', stem='resnet', max_steps=2000, time_budget_s=900, eval_every=500),
+    'vit_resnet_stem': dict(backbone='vit_small', preset='cpu-short', stem='resnet', max_steps=2000, time_budget_s=900, eval_every=500),
+    'swin_resnet_stem': dict(backbone='swin_tiny', preset='cpu-short', stem='resnet', max_steps=2000, time_budget_s=900, eval_every=500),
+    # the bridge instead of the encoder: ConvNeXt's image tokens are mostly one shared vector (its residual stream's
+    # offset), standardised per image and channel before the decoder reads them
+    'convnext_memory_norm': dict(backbone='convnext_tiny', preset='cpu-short', memory_norm='instance', max_steps=2000,
+                                 time_budget_s=900, eval_every=500),
 }
 
 def lever_dir(): return results_dir('levers-cpu')

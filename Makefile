@@ -9,6 +9,8 @@ APT_PACKAGES := abcm2ps chromium lilypond
 # (PRESET=..., its old name, still works). The studies name the recipe their preset reads.
 RECIPE ?= $(or $(PRESET),cpu-short)
 SWEEP_PRESET := cpu-short
+# the shipped checkpoint's run (make default-checkpoint)
+DEFAULT_RUN := runs/cpu-long-engravers/resnet50
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
@@ -64,10 +66,12 @@ blog: setup
 
 # The shipped checkpoint of `omr-blog transcribe` (about 45 minutes on 2 cores; not part of make blog).
 default-checkpoint: setup
-	.venv/bin/omr-blog data --recipe cpu
-	.venv/bin/omr-blog train --preset cpu-long --backbone resnet50
-	for s in test test_abcm2ps val; do .venv/bin/omr-blog eval --checkpoint runs/cpu-long/resnet50/checkpoint --split $$s --quiet; done
-	.venv/bin/python -c "from omr_blog.transcribe import export_checkpoint; print(export_checkpoint('runs/cpu-long/resnet50'))"
+	.venv/bin/omr-blog data --recipe cpu-engravers
+	.venv/bin/omr-blog data --recipe cpu --heldout lilypond
+	.venv/bin/omr-blog train --preset cpu-long-engravers --backbone resnet50
+	for s in test test_abcm2ps val test_degraded; do .venv/bin/omr-blog eval --checkpoint $(DEFAULT_RUN)/checkpoint --split $$s --quiet; done
+	.venv/bin/omr-blog eval --checkpoint $(DEFAULT_RUN)/checkpoint --dataset omr-synth-cpu-lilypond --name test_lilypond --quiet
+	.venv/bin/python -c "from omr_blog.transcribe import export_checkpoint; print(export_checkpoint('$(DEFAULT_RUN)'))"
 
 # Section 5 and 6's experiments (CPU scale, about 40 minutes on 2 cores; needs the cpu-tiny sweep of make blog).
 efficiency: setup

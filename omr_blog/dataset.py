@@ -133,7 +133,9 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
         out['records'].append(dict(image=_png(im), transcription=label, filename=name, musicxml=xml))
         if split == 'test' and cfg.domain_shift:
             try:
-                shift = render_abc_abcm2ps(system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background, vmargin=vmargin)
+                # a build that trains on abcm2ps tests it as it trains it: varied layouts, no text fields (unseen pieces)
+                shift = render_abc_abcm2ps(system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background, vmargin=vmargin,
+                                           style=sample_abcm2ps_style(f'{cfg.seed}:{name}') if cfg.abcm2ps_share else None)
                 out['shift_records'].append(dict(image=_png(shift), transcription=label, filename=name, musicxml=xml))
             except (ValueError, OSError): pass   # counted below as missing domain-shift images
     return out

@@ -136,4 +136,4 @@ def test_engraver_mix_changes_training_strips_only_and_keeps_labels():
     assert 0 < changed < len(a)                                        # about half, drawn per strip
     assert b == [r for ref in refs for r in piece_records(ref, 'train', mixed).get('records', [])]   # reproducible
     t = select_pieces(plain)['test'][0]
-    assert piece_records(t, 'test', plain)['records'] == piece_records(t, 'test', mixed)['records']
+    assert piece_records(t, "test", plain)["records"] == piece_records(t, "test", mixed)["records"]   # Verovio test strips unchanged

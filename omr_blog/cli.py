@@ -196,7 +196,7 @@ def add_eval(sub):
 def _cmd_eval(a):
     from omr_blog.evaluation import evaluate_checkpoint
     r = evaluate_checkpoint(a.checkpoint, a.split, a.dataset, a.n, a.beam, a.batch_size, a.max_new_tokens, a.omr_ned, a.out,
-                            progress=not a.quiet, name=a.name)
+                            progress=not a.quiet, record=a.name)
     print(json.dumps({k: r[k] for k in ('checkpoint', 'backbone', 'split', 'beam', 'metrics')}, indent=2))
 
 # %% ../nbs/99_cli.ipynb #ffdfb71c

@@ -96,9 +96,9 @@ def evaluate_run(model, data, tok: AbcTokenizer, spec: ImageSpec, cfg, device, a
 # %% ../nbs/03e_evaluation.ipynb #5afbd7db
 def evaluate_checkpoint(checkpoint: str | Path, split: str = 'test', dataset: str | None = None, n: int | None = None,
                         beam: int = 1, batch_size: int = 32, max_new_tokens: int | None = None, omr_ned_n: int = 50,
-                        out: str | Path | None = None, progress: bool = True, name: str | None = None) -> dict:
-    """Evaluate a checkpoint on a split; writes `<name>.json` + predictions under `out` (default: beside the checkpoint, eval/).
-    `name` defaults to the split (`<split>-beamK` for beam search); name a split of another dataset after it, e.g. test_lilypond."""
+                        out: str | Path | None = None, progress: bool = True, record: str | None = None) -> dict:
+    """Evaluate a checkpoint on a split; writes `<record>.json` + predictions under `out` (default: beside the checkpoint, eval/).
+    `record` defaults to the split (`<split>-beamK` for beam search); name a split of another dataset after it, e.g. test_lilypond."""
     if beam < 1: raise OmrBlogError(f'--beam {beam}: beam width must be >= 1')
     model, tok, cfg = load_checkpoint(checkpoint)
     name = dataset or cfg.dataset
@@ -108,7 +108,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = 'test', dataset: st
     if base not in data: raise OmrBlogError(f'{split}: no such split in {name} (have: {", ".join([*data, DEGRADED_SPLIT])})')
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
     out = Path(out) if out else Path(checkpoint).resolve().parent/'eval'
-    tag = name or (split if beam == 1 else f'{split}-beam{beam}')
+    tag = record or (split if beam == 1 else f'{split}-beam{beam}')
     m = evaluate_split(model, data[base], tok, spec, n, batch_size, torch.device('cpu'), None,
                        max_new_tokens or cfg.eval_max_new_tokens, beam, out, tag, omr_ned_n, progress,
                        DegradeConfig() if split == DEGRADED_SPLIT else None)

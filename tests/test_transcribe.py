@@ -128,6 +128,10 @@ def test_eval_cli_writes_consistent_files(tiny_checkpoint, tmp_path):
     assert abs(rec['metrics']['exact_match'] - sum(x['prediction'] == x['reference'] for x in rows) / 6) < 1e-12
     r = run('eval', '--checkpoint', tiny_checkpoint, '--split', 'nope', '--out', out)
     assert r.returncode == 2 and 'no such split' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run('eval', '--checkpoint', tiny_checkpoint, '--n', 2, '--omr-ned', 0, '--out', out, '--quiet', '--max-new-tokens', 4,
+            '--dataset', rec['dataset']['name'], '--name', 'test_elsewhere')   # as a split of another dataset is named after it
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out/'test_elsewhere.json').read_text())['metrics']['n'] == 2 and (out/'test_elsewhere-predictions.jsonl').exists()
 
 def test_the_degraded_test_split_is_the_test_split_as_fixed_scans(tiny_checkpoint, tmp_path):
     for out in (tmp_path/'a', tmp_path/'b'):   # twice: the same degraded copies, so the same predictions

@@ -90,7 +90,7 @@ def add_data(sub):
                                    'and train the BPE tokenizer on the training labels. Resumable: a rerun reuses finished shards.')
     d.add_argument('--recipe', '--preset', dest='recipe', default='cpu', choices=RECIPE_CHOICES, metavar='RECIPE',
                    help='cpu: ~20k one-system strips (default); cpu-short: 12k two-bar strips (the sweep of make blog); tiny: a few hundred (tests); pages: whole pages (GPU presets); '
-                        'chords: chorales and masses as two-part chords on one staff (the CTC lesson); cpu-engravers: cpu with 30% of the '
+                        'chords: chorales and masses as two-part chords on one staff (the CTC lesson); cpu-engravers: cpu with 30%% of the '
                         'training strips engraved by abcm2ps (the default checkpoint)')
     d.add_argument('--train', type=int, help='target number of training images (overrides the recipe)')
     d.add_argument('--val', type=int, help='target number of validation images')

@@ -76,6 +76,9 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     # offset), standardised per image and channel before the decoder reads them
     'convnext_memory_norm': dict(backbone='convnext_tiny', preset='cpu-short', memory_norm='instance', max_steps=2000,
                                  time_budget_s=900, eval_every=500),
+    # both that took ConvNeXt off the plateau, together
+    'convnext_resnet_stem_memory_norm': dict(backbone='convnext_tiny', preset='cpu-short', stem='resnet', memory_norm='instance',
+                                             max_steps=2000, time_budget_s=900, eval_every=500),
     # the same bridge for the other families on the plateau: a change the sweep could give all seven alike
     **{f'{short}_memory_norm': dict(backbone=name, preset='cpu-short', memory_norm='instance', max_steps=2000, time_budget_s=900,
                                     eval_every=500) for short, name in (('vit', 'vit_small'), ('swin', 'swin_tiny'), ('effnet', 'efficientnet_b0'))},

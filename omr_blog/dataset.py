@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy, fcntl, io, json, os, random, shutil, time
 import xml.etree.ElementTree as ET
 from collections import Counter
+from functools import partial
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -19,7 +20,7 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
 from .render import (have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond, render_pages,
-                             render_systems, sample_abcm2ps_style, sample_style)
+                            render_systems, sample_abcm2ps_style, sample_style)
 from .workers import isolated_map
 
 # %% auto #0
@@ -124,18 +125,17 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     for i, (im, xml) in enumerate(zip(images[:cfg.max_systems_per_piece], excerpts)):
         label = system_label(piece.layout, i)
         name = f'{ref.piece_id}/system-{i:02d}'
-        # a build that trains on abcm2ps gives all its abcm2ps strips Verovio-like margins: the engraver changes, not the scale
-        vmargin = 0.6 if cfg.abcm2ps_share else None
+        # a build that trains on abcm2ps engraves all its abcm2ps strips alike, test strips too: varied layouts, no text
+        # fields, Verovio-like margins (the engraver changes, not the scale); otherwise abcm2ps's defaults, tightly cropped
+        abcm2ps = partial(render_abc_abcm2ps, system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background,
+                          **(dict(style=sample_abcm2ps_style(f'{cfg.seed}:{name}'), vmargin=0.6) if cfg.abcm2ps_share else {}))
         if split == 'train' and random.Random(f'{cfg.seed}:engraver:{name}').random() < cfg.abcm2ps_share:
-            try: im = render_abc_abcm2ps(system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background,
-                                         style=sample_abcm2ps_style(f'{cfg.seed}:{name}'), vmargin=vmargin)
+            try: im = abcm2ps()
             except (ValueError, OSError): pass   # Verovio's strip stays
         out['records'].append(dict(image=_png(im), transcription=label, filename=name, musicxml=xml))
         if split == 'test' and cfg.domain_shift:
             try:
-                # a build that trains on abcm2ps tests it as it trains it: varied layouts, no text fields (unseen pieces)
-                shift = render_abc_abcm2ps(system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background, vmargin=vmargin,
-                                           style=sample_abcm2ps_style(f'{cfg.seed}:{name}') if cfg.abcm2ps_share else None)
+                shift = abcm2ps()
                 out['shift_records'].append(dict(image=_png(shift), transcription=label, filename=name, musicxml=xml))
             except (ValueError, OSError): pass   # counted below as missing domain-shift images
     return out

@@ -20,8 +20,8 @@ from .core import OmrBlogError, flush_denormals
 flush_denormals()   # before any model computes: random-init CNNs on CPU are ~20x faster (00_core)
 
 # %% auto #0
-__all__ = ['BACKBONES', 'BackboneSpec', 'get_spec', 'backbone_config', 'load_hf_backbone', 'ConvStem', 'ResNetStem',
-           'VisionBackbone', 'count_params']
+__all__ = ['BACKBONES', 'PIXEL_SCALES', 'BackboneSpec', 'get_spec', 'backbone_config', 'load_hf_backbone', 'fix_batchnorm',
+           'ConvStem', 'ResNetStem', 'VisionBackbone', 'token_variation', 'count_params']
 
 # %% ../nbs/02a_backbones.ipynb #a99f022f
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def load_hf_backbone(name: str, size: str = 'full', pretrained: bool | str = Fal
     "The bare `transformers` model of a backbone: random init, or weights from the hub id / a local folder."
     from transformers import AutoModel
     spec = get_spec(name)
-    if not pretrained: return AutoModel.from_config(backbone_config(name, size, **(overrides or {})))
+    if not pretrained: return fix_batchnorm(AutoModel.from_config(backbone_config(name, size, **(overrides or {}))), from_scratch=True)
     if overrides: raise OmrBlogError(f'{name}: a changed architecture ({overrides}) has no pretrained weights; train it from scratch')
     source = spec.hub_id if pretrained is True else str(pretrained)
     if pretrained is True and size != 'full':
@@ -103,9 +103,19 @@ def load_hf_backbone(name: str, size: str = 'full', pretrained: bool | str = Fal
         raise OmrBlogError(f'{source}: cannot download pretrained weights (offline, or HF_HUB_OFFLINE=1). '
                            f'Use pretrained=False (CLI: --set pretrained=false) to train from random initialisation, '
                            f'or pass a local folder written by save_pretrained.')
-    try: return AutoModel.from_pretrained(source)
+    try: model = AutoModel.from_pretrained(source)
     except Exception as e:
         raise OmrBlogError(f'{source}: could not load pretrained weights ({type(e).__name__}: {str(e).splitlines()[0][:160]})') from None
+    return fix_batchnorm(model, from_scratch=False)
+
+# %% ../nbs/02a_backbones.ipynb #550f5af9
+def fix_batchnorm(model: nn.Module, from_scratch: bool) -> nn.Module:
+    "BatchNorm as PyTorch means it: `momentum` weighs the new batch; from scratch, scale 1 and shift 0."
+    for m in model.modules():
+        if not isinstance(m, nn.modules.batchnorm._BatchNorm): continue
+        if m.momentum is not None and m.momentum > 0.5: m.momentum = 1 - m.momentum   # TF's decay 0.99 -> PyTorch's 0.01
+        if from_scratch and m.affine: nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+    return model
 
 # %% ../nbs/02a_backbones.ipynb #44811bac
 def _grid_mask(pixel_mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -155,12 +165,18 @@ def _replace_stem(model: nn.Module, t: str, stem: str):
         model.conv_stem.convolution = ResNetStem(model.conv_stem.convolution.out_channels, 2)
     # resnet: the stem is its own already
 
+PIXEL_SCALES = {   # images arrive in [0, 1], paper white (1) and ink black (0)
+    'centered': lambda x: (x - 0.5) / 0.5,   # [-1, 1]: close to every checkpoint's normalisation
+    'ink': lambda x: 1 - x,                  # paper 0, ink 1: a blank region is all zeros, only ink drives a layer
+}
+
 class VisionBackbone(nn.Module):
     "Any of the seven backbones behind one interface: images (B,3,H,W) + pixel mask -> tokens, token mask, grid."
     def __init__(self, name: str, size: str = 'full', pretrained: bool | str = False, overrides: dict | None = None,
-                 stem: str = 'patch'):
+                 stem: str = 'patch', pixels: str = 'centered'):
         super().__init__()
-        self.spec, self.size = get_spec(name), size
+        if pixels not in PIXEL_SCALES: raise OmrBlogError(f'{pixels}: unknown pixel scale (choose from {", ".join(PIXEL_SCALES)})')
+        self.spec, self.size, self.pixels = get_spec(name), size, pixels
         self.model = load_hf_backbone(name, size, pretrained, overrides)
         cfg = self.model.config
         t = self.spec.model_type
@@ -200,7 +216,7 @@ class VisionBackbone(nn.Module):
     def forward(self, images: torch.Tensor, pixel_mask: torch.Tensor | None = None):
         if pixel_mask is None: pixel_mask = torch.ones(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
         images, pixel_mask = self.pad_to_multiple(images, pixel_mask)
-        x = (images - 0.5) / 0.5   # [0,1] -> [-1,1]: close to every checkpoint's normalisation
+        x = PIXEL_SCALES[self.pixels](images)
         t = self.spec.model_type
         if t == 'vit':
             out = self.model(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state   # (B, 1(+1)+h*w, D)
@@ -220,6 +236,15 @@ class VisionBackbone(nn.Module):
             fmap = self.model(pixel_values=x).last_hidden_state   # (B, C, h, w)
             h, w = fmap.shape[-2:]; feats = fmap.flatten(2).transpose(1, 2)   # (B, h*w, C)
         return feats, _grid_mask(pixel_mask, h, w), (h, w)
+
+# %% ../nbs/02a_backbones.ipynb #62639adc
+def token_variation(feats: torch.Tensor, mask: torch.Tensor) -> float:
+    "Share of the tokens' energy that varies across one image's real tokens (0: every token alike), averaged over images."
+    shares = []
+    for f, m in zip(feats.float(), mask):
+        t = f[m]                                                           # (n, C) real tokens
+        shares.append((((t - t.mean(0)) ** 2).sum() / (t ** 2).sum().clamp_min(1e-30)).item())
+    return sum(shares) / len(shares)
 
 # %% ../nbs/02a_backbones.ipynb #940277c7
 def count_params(module: nn.Module) -> int: return sum(p.numel() for p in module.parameters())

@@ -43,7 +43,7 @@ def build_model(cfg: TrainConfig, tok: AbcTokenizer, init: bool = True) -> Music
     dec = replace(cfg.decoder, vocab_size=len(tok), pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
     model = MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, cfg.pretrained, dec, ctc_head=cfg.ctc_weight > 0,
                                     pos2d_all=cfg.pos2d_all, backbone_overrides=cfg.backbone_overrides, stem=cfg.stem,
-                                    memory_norm=cfg.memory_norm))
+                                    memory_norm=cfg.memory_norm, pixels=cfg.pixels))
     if cfg.init_from and init: load_backbone_from(model, cfg.init_from)
     return prepare_finetune(model, cfg.finetune, cfg.lora_rank, cfg.lora_alpha)
 

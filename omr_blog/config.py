@@ -80,6 +80,7 @@ class TrainConfig:
     backbone_overrides: dict = field(default_factory=dict)   # backbone config fields changed, e.g. {'patch_size': 8} (ablations)
     stem: str = 'patch'                # 'conv': ViT's patch projection replaced by a stack of 3x3 convolutions (an ablation)
     memory_norm: str = 'none'          # 'instance': each image's tokens standardised per channel before the decoder reads them
+    pixels: str = 'centered'           # 'ink': images scaled paper 0, ink 1 (models from scratch); 'centered': [-1, 1] like the checkpoints
     augment: bool = False              # train on scanned/photographed copies (01f_degrade), drawn anew per image and epoch
     # beyond teacher forcing (03f_scheduled_sampling); the default 0 is plain teacher forcing
     scheduled_sampling: float = 0.0    # final share of decoder inputs replaced by the model's own Gumbel-Softmax prediction

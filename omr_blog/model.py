@@ -50,6 +50,7 @@ class ModelConfig:
     backbone_overrides: dict = field(default_factory=dict)   # fields of the backbone's config changed (ablations)
     stem: str = 'patch'              # 'conv': a convolutional stem instead of ViT's patch projection (an ablation)
     memory_norm: str = 'none'        # 'instance': each image's tokens standardised per channel over the image (see `encode`)
+    pixels: str = 'centered'         # 'ink': paper 0 and ink 1 instead of [-1, 1] (from scratch only; see 02a)
 
 
 # %% ../nbs/02b_model.ipynb #c9e63bbb
@@ -193,7 +194,7 @@ class MusicTrOCR(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.backbone = VisionBackbone(cfg.backbone, cfg.backbone_size, cfg.pretrained, cfg.backbone_overrides, cfg.stem)
+        self.backbone = VisionBackbone(cfg.backbone, cfg.backbone_size, cfg.pretrained, cfg.backbone_overrides, cfg.stem, cfg.pixels)
         d = cfg.decoder.d_model
         self.proj = nn.Linear(self.backbone.out_dim, d)        # bridges backbone width -> decoder width
         # a CNN grid knows nothing of where it is; ViT's learned table is interpolated from its training grid (4 x 4 for

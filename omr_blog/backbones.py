@@ -108,7 +108,7 @@ def load_hf_backbone(name: str, size: str = 'full', pretrained: bool | str = Fal
         raise OmrBlogError(f'{source}: could not load pretrained weights ({type(e).__name__}: {str(e).splitlines()[0][:160]})') from None
     return fix_batchnorm(model, from_scratch=False)
 
-# %% ../nbs/02a_backbones.ipynb #550f5af9
+# %% ../nbs/02a_backbones.ipynb #8115e7b0
 def fix_batchnorm(model: nn.Module, from_scratch: bool) -> nn.Module:
     "BatchNorm as PyTorch means it: `momentum` weighs the new batch; from scratch, scale 1 and shift 0."
     for m in model.modules():
@@ -237,7 +237,7 @@ class VisionBackbone(nn.Module):
             h, w = fmap.shape[-2:]; feats = fmap.flatten(2).transpose(1, 2)   # (B, h*w, C)
         return feats, _grid_mask(pixel_mask, h, w), (h, w)
 
-# %% ../nbs/02a_backbones.ipynb #62639adc
+# %% ../nbs/02a_backbones.ipynb #c5fa6417
 def token_variation(feats: torch.Tensor, mask: torch.Tensor) -> float:
     "Share of the tokens' energy that varies across one image's real tokens (0: every token alike), averaged over images."
     shares = []

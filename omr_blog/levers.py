@@ -10,15 +10,17 @@ Docs: https://omr-blog.github.io/omr_blog/levers.html.md"""
 # %% ../nbs/03l_levers.ipynb #80684b5d
 from __future__ import annotations
 import json
+from dataclasses import MISSING, fields
 
+from .config import TrainConfig
 from .core import OmrBlogError, read_jsonl, results_dir, runs_dir
 from .metrics import bootstrap_ser, distinct_share, paired_ser_difference
 from .sweep import SWEEP_PRESET, commit_run_record, run_backbone
 from .train import flat_record
 
 # %% auto #0
-__all__ = ['LEVER_BACKBONE', 'LEVER_PRESET', 'LEVER_BUDGET', 'PLATEAU_EXIT', 'LEVERS', 'lever_dir', 'run_levers', 'plateau_exit',
-           'lever_table']
+__all__ = ['LEVER_BACKBONE', 'LEVER_PRESET', 'LEVER_BUDGET', 'PLATEAU_EXIT', 'LEVERS', 'BOOKKEEPING', 'lever_dir', 'run_levers',
+           'plateau_exit', 'same_recipe', 'sweep_baselines', 'paired_sweep_run', 'lever_table']
 
 # %% ../nbs/03l_levers.ipynb #d0c728e4
 LEVER_BACKBONE, LEVER_PRESET = 'resnet50', 'cpu-tiny'
@@ -86,6 +88,10 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     # moves a token, for the three families whose first layer is a linear patch projection followed by LayerNorm
     **{f'{short}_ink': dict(backbone=name, preset='cpu-short', pixels='ink', max_steps=2000, time_budget_s=900, eval_every=500)
        for short, name in (('convnext', 'convnext_tiny'), ('vit', 'vit_small'), ('swin', 'swin_tiny'))},
+    # the joint CTC + attention loss (speech recognition's cure for an attention decoder slow to find its alignment) on
+    # the two transformers, which nothing above moved: a linear classifier must name each symbol from the tokens where it is
+    **{f'{short}_ctc': dict(backbone=name, preset='cpu-short', ctc_weight=0.3, max_steps=2000, time_budget_s=900, eval_every=500)
+       for short, name in (('vit', 'vit_small'), ('swin', 'swin_tiny'))},
 }
 
 def lever_dir(): return results_dir('levers-cpu')
@@ -116,9 +122,31 @@ def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT, window: int =
             return {'exit_step': log[k]['step'], 'exit_s': round(log[k]['elapsed_s'], 1)}
     return {'exit_step': None, 'exit_s': None}
 
+# how a run is watched and stopped, not what it learns: runs that differ only here train alike
+BOOKKEEPING = {'out_dir', 'eval_every', 'omr_ned_samples', 'wandb', 'time_budget_s'}
+
+def same_recipe(a: dict, b: dict, changed=()) -> bool:
+    "Whether two run configs train alike, apart from the `changed` fields (fields an older record lacks take their defaults)."
+    default = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(TrainConfig)
+               if f.default is not MISSING or f.default_factory is not MISSING}
+    keys = (set(a) | set(b)) - BOOKKEEPING - set(changed)
+    return all(a.get(k, default.get(k)) == b.get(k, default.get(k)) for k in keys)
+
+def sweep_baselines(sweep_preset: str = SWEEP_PRESET) -> list:
+    "Where the sweep's runs are: today's, then the sweep as it was before its recipe last changed (kept for the levers paired with it)."
+    return [results_dir(sweep_preset), lever_dir()/'sweep-before']
+
+def paired_sweep_run(r: dict, change: dict, sweep_preset: str = SWEEP_PRESET):
+    "The sweep's run of the lever's backbone that trained like the lever but for its change: (folder, record), or (None, None)."
+    for folder in sweep_baselines(sweep_preset):
+        f = folder/f"{r.get('backbone')}.json"
+        if f.exists() and same_recipe(r.get('config', {}), (s := json.loads(f.read_text())).get('config', {}), change): return folder, s
+    return None, None
+
 def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
     """One row per lever run (a run never recorded is 'missing'), with its SER interval and its paired difference to the
-    baseline, or, for a run on the sweep's test strips, to the sweep's own run of the same backbone."""
+    baseline, or, for a run on the sweep's test strips, to the sweep's own run of the same backbone under the same recipe
+    but for the lever's change ('sweep': 'today' or 'before', the sweep before its recipe last changed)."""
     rows, base = [], read_jsonl(lever_dir()/'predictions'/'baseline-test.jsonl')
     for name, change in LEVERS.items():
         f = lever_dir()/f'{name}.json'
@@ -128,12 +156,14 @@ def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
         ci = bootstrap_ser(preds) if preds else {}
         same_strips = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in base]
         diff = paired_ser_difference(preds, base) if same_strips and name != 'baseline' else {}
-        sweep = read_jsonl(results_dir(sweep_preset)/'predictions'/f"{r.get('backbone')}-test.jsonl")
+        folder, _ = paired_sweep_run(r, {k: v for k, v in change.items() if k not in ('preset', 'backbone')}, sweep_preset)
+        sweep = read_jsonl(folder/'predictions'/f"{r.get('backbone')}-test.jsonl") if folder else []
         on_sweep = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in sweep]
         vs_sweep = paired_ser_difference(preds, sweep) if on_sweep else {}
         rows.append({'run': name, 'change': change, **flat_record(r), **plateau_exit(read_jsonl(lever_dir()/'logs'/f'{name}.jsonl')),
                      'samples': round(r['samples_per_s'] * r['train_seconds']) if r.get('samples_per_s') and r.get('train_seconds') else None,
                      'test_music_ser_lo': ci.get('lo'), 'test_music_ser_hi': ci.get('hi'), 'distinct': distinct_share(preds),
                      'vs_baseline': diff.get('difference'), 'vs_baseline_supported': diff.get('supported'),
-                     'vs_sweep': vs_sweep.get('difference'), 'vs_sweep_supported': vs_sweep.get('supported')})
+                     'vs_sweep': vs_sweep.get('difference'), 'vs_sweep_supported': vs_sweep.get('supported'),
+                     'sweep': ('today' if folder == sweep_baselines(sweep_preset)[0] else 'before') if on_sweep else None})
     return rows

@@ -20,7 +20,7 @@ from .train import flat_record
 
 # %% auto #0
 __all__ = ['LEVER_BACKBONE', 'LEVER_PRESET', 'LEVER_BUDGET', 'PLATEAU_EXIT', 'LEVERS', 'BOOKKEEPING', 'lever_dir', 'run_levers',
-           'plateau_exit', 'same_recipe', 'sweep_baselines', 'paired_sweep_run', 'lever_table']
+           'plateau_exit', 'same_recipe', 'lever_table']
 
 # %% ../nbs/03l_levers.ipynb #d0c728e4
 LEVER_BACKBONE, LEVER_PRESET = 'resnet50', 'cpu-tiny'
@@ -62,10 +62,8 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     # ViT's stem: one 16x16 stride-16 convolution is known to make ViTs hard to optimise; a stack of 3x3 stride-2
     # convolutions (Xiao et al., 2021, "Early convolutions help transformers see better") is the standard remedy
     'vit_conv_stem': dict(backbone='vit_small', preset='cpu-short', stem='conv', max_steps=2000, time_budget_s=900, eval_every=500),
-    # the regularisers the families bring from ImageNet, which a tiny model trained for minutes may not want:
-    # EfficientNet's stochastic depth (drop-connect 0.2) and Swin's drop-path (0.1)
-    'effnet_no_drop_connect': dict(backbone='efficientnet_b0', preset='cpu-short', backbone_overrides={'drop_connect_rate': 0.0},
-                                   max_steps=2000, time_budget_s=900, eval_every=500),
+    # the regularisers the families bring from ImageNet, which a tiny model trained for minutes may not want: Swin's
+    # drop-path (0.1). (EfficientNet's levers were withdrawn: they ran on the broken BatchNorm initialisation that 02a fixes.)
     'swin_no_drop_path': dict(backbone='swin_tiny', preset='cpu-short', backbone_overrides={'drop_path_rate': 0.0}, max_steps=2000,
                               time_budget_s=900, eval_every=500),
     # the only backbone past the plateau differs first in its first layer: ResNet's 7x7 convolution, BatchNorm, ReLU
@@ -83,7 +81,7 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
                                              max_steps=2000, time_budget_s=900, eval_every=500),
     # the same bridge for the other families on the plateau: a change the sweep could give all seven alike
     **{f'{short}_memory_norm': dict(backbone=name, preset='cpu-short', memory_norm='instance', max_steps=2000, time_budget_s=900,
-                                    eval_every=500) for short, name in (('vit', 'vit_small'), ('swin', 'swin_tiny'), ('effnet', 'efficientnet_b0'))},
+                                    eval_every=500) for short, name in (('vit', 'vit_small'), ('swin', 'swin_tiny'))},
     # the input instead of the bridge: paper 0 and ink 1 (02a), so that a blank patch projects to nothing and only ink
     # moves a token, for the three families whose first layer is a linear patch projection followed by LayerNorm
     **{f'{short}_ink': dict(backbone=name, preset='cpu-short', pixels='ink', max_steps=2000, time_budget_s=900, eval_every=500)
@@ -132,21 +130,10 @@ def same_recipe(a: dict, b: dict, changed=()) -> bool:
     keys = (set(a) | set(b)) - BOOKKEEPING - set(changed)
     return all(a.get(k, default.get(k)) == b.get(k, default.get(k)) for k in keys)
 
-def sweep_baselines(sweep_preset: str = SWEEP_PRESET) -> list:
-    "Where the sweep's runs are: today's, then the sweep as it was before its recipe last changed (kept for the levers paired with it)."
-    return [results_dir(sweep_preset), lever_dir()/'sweep-before']
-
-def paired_sweep_run(r: dict, change: dict, sweep_preset: str = SWEEP_PRESET):
-    "The sweep's run of the lever's backbone that trained like the lever but for its change: (folder, record), or (None, None)."
-    for folder in sweep_baselines(sweep_preset):
-        f = folder/f"{r.get('backbone')}.json"
-        if f.exists() and same_recipe(r.get('config', {}), (s := json.loads(f.read_text())).get('config', {}), change): return folder, s
-    return None, None
-
 def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
     """One row per lever run (a run never recorded is 'missing'), with its SER interval and its paired difference to the
-    baseline, or, for a run on the sweep's test strips, to the sweep's own run of the same backbone under the same recipe
-    but for the lever's change ('sweep': 'today' or 'before', the sweep before its recipe last changed)."""
+    baseline, or, for a run on the sweep's test strips, to the sweep's own run of the same backbone when the two train
+    alike but for the lever's change."""
     rows, base = [], read_jsonl(lever_dir()/'predictions'/'baseline-test.jsonl')
     for name, change in LEVERS.items():
         f = lever_dir()/f'{name}.json'
@@ -156,14 +143,15 @@ def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
         ci = bootstrap_ser(preds) if preds else {}
         same_strips = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in base]
         diff = paired_ser_difference(preds, base) if same_strips and name != 'baseline' else {}
-        folder, _ = paired_sweep_run(r, {k: v for k, v in change.items() if k not in ('preset', 'backbone')}, sweep_preset)
-        sweep = read_jsonl(folder/'predictions'/f"{r.get('backbone')}-test.jsonl") if folder else []
+        f = results_dir(sweep_preset)/f"{r.get('backbone')}.json"
+        alike = f.exists() and same_recipe(r.get('config', {}), json.loads(f.read_text()).get('config', {}),
+                                           [k for k in change if k not in ('preset', 'backbone')])
+        sweep = read_jsonl(results_dir(sweep_preset)/'predictions'/f"{r.get('backbone')}-test.jsonl") if alike else []
         on_sweep = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in sweep]
         vs_sweep = paired_ser_difference(preds, sweep) if on_sweep else {}
         rows.append({'run': name, 'change': change, **flat_record(r), **plateau_exit(read_jsonl(lever_dir()/'logs'/f'{name}.jsonl')),
                      'samples': round(r['samples_per_s'] * r['train_seconds']) if r.get('samples_per_s') and r.get('train_seconds') else None,
                      'test_music_ser_lo': ci.get('lo'), 'test_music_ser_hi': ci.get('hi'), 'distinct': distinct_share(preds),
                      'vs_baseline': diff.get('difference'), 'vs_baseline_supported': diff.get('supported'),
-                     'vs_sweep': vs_sweep.get('difference'), 'vs_sweep_supported': vs_sweep.get('supported'),
-                     'sweep': ('today' if folder == sweep_baselines(sweep_preset)[0] else 'before') if on_sweep else None})
+                     'vs_sweep': vs_sweep.get('difference'), 'vs_sweep_supported': vs_sweep.get('supported')})
     return rows

@@ -117,12 +117,14 @@ def make_config(preset: str = 'cpu-tiny', backbone: str = 'resnet50', **override
         else: d[k] = v
     return dataclass_from(TrainConfig, d, 'config')
 
-def same_config(a: dict, b: dict, cls=TrainConfig) -> bool:
-    "Whether two recorded configs (of `cls`) describe the same run: `out_dir` aside, a field added since counting at its default."
+def same_config(a: dict, b: dict, cls=TrainConfig, ignore=()) -> bool:
+    """Whether two recorded configs (of `cls`) describe the same run: `out_dir` and the `ignore`d fields aside, a field
+    added since counting at its default."""
+    skip = {'out_dir', *ignore}
     def norm(d):
         d = {k: v for k, v in (d or {}).items() if k != 'out_dir'}
-        try: d = {k: v for k, v in asdict(cls(**d)).items() if k != 'out_dir'}
-        except (TypeError, OmrBlogError): pass   # a field since removed: compare as recorded
+        try: d = {k: v for k, v in asdict(cls(**d)).items() if k not in skip}
+        except (TypeError, OmrBlogError): d = {k: v for k, v in d.items() if k not in skip}   # a field since removed: compare as recorded
         return json.loads(json.dumps(d))
     return norm(a) == norm(b)
 

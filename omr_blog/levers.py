@@ -10,9 +10,8 @@ Docs: https://omr-blog.github.io/omr_blog/levers.html.md"""
 # %% ../nbs/03l_levers.ipynb #80684b5d
 from __future__ import annotations
 import json
-from dataclasses import MISSING, fields
 
-from .config import TrainConfig
+from .config import same_config
 from .core import OmrBlogError, read_jsonl, results_dir, runs_dir
 from .metrics import bootstrap_ser, distinct_share, paired_ser_difference
 from .sweep import SWEEP_PRESET, commit_run_record, run_backbone
@@ -20,7 +19,7 @@ from .train import flat_record
 
 # %% auto #0
 __all__ = ['LEVER_BACKBONE', 'LEVER_PRESET', 'LEVER_BUDGET', 'PLATEAU_EXIT', 'LEVERS', 'BOOKKEEPING', 'lever_dir', 'run_levers',
-           'plateau_exit', 'same_recipe', 'lever_table']
+           'plateau_exit', 'lever_table']
 
 # %% ../nbs/03l_levers.ipynb #d0c728e4
 LEVER_BACKBONE, LEVER_PRESET = 'resnet50', 'cpu-tiny'
@@ -123,13 +122,6 @@ def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT, window: int =
 # how a run is watched and stopped, not what it learns: runs that differ only here train alike
 BOOKKEEPING = {'out_dir', 'eval_every', 'omr_ned_samples', 'wandb', 'time_budget_s'}
 
-def same_recipe(a: dict, b: dict, changed=()) -> bool:
-    "Whether two run configs train alike, apart from the `changed` fields (fields an older record lacks take their defaults)."
-    default = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(TrainConfig)
-               if f.default is not MISSING or f.default_factory is not MISSING}
-    keys = (set(a) | set(b)) - BOOKKEEPING - set(changed)
-    return all(a.get(k, default.get(k)) == b.get(k, default.get(k)) for k in keys)
-
 def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
     """One row per lever run (a run never recorded is 'missing'), with its SER interval and its paired difference to the
     baseline, or, for a run on the sweep's test strips, to the sweep's own run of the same backbone when the two train
@@ -144,8 +136,8 @@ def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
         same_strips = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in base]
         diff = paired_ser_difference(preds, base) if same_strips and name != 'baseline' else {}
         f = results_dir(sweep_preset)/f"{r.get('backbone')}.json"
-        alike = f.exists() and same_recipe(r.get('config', {}), json.loads(f.read_text()).get('config', {}),
-                                           [k for k in change if k not in ('preset', 'backbone')])
+        alike = f.exists() and same_config(r.get('config', {}), json.loads(f.read_text()).get('config', {}),
+                                           ignore=(*BOOKKEEPING, *(k for k in change if k not in ('preset', 'backbone'))))
         sweep = read_jsonl(results_dir(sweep_preset)/'predictions'/f"{r.get('backbone')}-test.jsonl") if alike else []
         on_sweep = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in sweep]
         vs_sweep = paired_ser_difference(preds, sweep) if on_sweep else {}

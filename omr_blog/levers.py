@@ -93,7 +93,7 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     # from them. A patch projection sees a note head at each of its 16 x 16 offsets as a different pattern, where a
     # convolution sees one: the scan/photo augmentation (01f) moves every strip by fractions of a patch, each epoch anew
     **{f'{short}_augment': dict(backbone=name, preset='cpu-short', augment=True, max_steps=2000, time_budget_s=900, eval_every=500)
-       for short, name in (('vit', 'vit_small'), ('swin', 'swin_tiny'), ('convnext', 'convnext_tiny'))},
+       for short, name in (('vit', 'vit_small'),)},
 }
 
 def lever_dir(): return results_dir('levers-cpu')

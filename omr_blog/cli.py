@@ -295,7 +295,7 @@ def add_levers(sub):
               'Train ResNet-50 with the cpu-tiny recipe on the cpu-long schedule for 240 s per run, changing one thing per run '
               '(learning rate, batch, warmup, precision, image height, a joint CTC loss, torch.compile, two-bar strips); then, on '
               "the sweep's own recipe, the backbones it left on the plateau with one change each (2D positions, learning rate, "
-              "patch size, a convolutional stem, no stochastic depth, ResNet's first layer, standardised image tokens) and two runs three "
+              "patch size, a convolutional stem, no stochastic depth, ResNet's first layer, standardised image tokens, paper-0 ink-1 pixels, a joint CTC loss, augmentation) and two runs three "
               'times longer. Commit the records under '
               'results/levers-cpu/.',
               'levers', 'LEVERS', 'run_levers', 'results/levers-cpu/')

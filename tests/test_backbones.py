@@ -65,3 +65,30 @@ def test_conv_stem_keeps_vit_token_grid_and_masks():
     assert fp.shape == fc.shape and gp == gc and torch.equal(mp, mc)
     with pytest.raises(OmrBlogError, match='replaces ViT patches'): VisionBackbone('swin_tiny', 'tiny', stem='conv')
     with pytest.raises(OmrBlogError, match='unknown stem'): VisionBackbone('vit_small', 'tiny', stem='pixel')
+
+@pytest.mark.parametrize('name', list(BACKBONES))
+def test_image_tokens_do_not_vanish_at_initialisation(name):
+    "From scratch, every family's image tokens carry signal (transformers' init made the tiny EfficientNet's ~1e-32)."
+    bb = VisionBackbone(name, 'tiny').train()
+    with torch.no_grad(): f, _, _ = bb(torch.rand(2, 3, 48, 320))
+    assert f.abs().mean() > 0.05
+
+@pytest.mark.parametrize('name', ['efficientnet_b0', 'mobilevit_small'])
+def test_batchnorm_starts_at_one_from_scratch_and_keeps_loaded_weights(name, tmp_path):
+    bns = lambda m: [x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)]
+    scratch = load_hf_backbone(name, 'tiny')
+    assert all(torch.all(b.weight == 1) and torch.all(b.bias == 0) and b.momentum <= 0.1 for b in bns(scratch))
+    with torch.no_grad():
+        for k, b in enumerate(bns(scratch)): b.weight.fill_(0.5 + k / 100)   # weights a checkpoint would bring
+    scratch.save_pretrained(tmp_path/'ckpt')
+    loaded = load_hf_backbone(name, 'tiny', pretrained=str(tmp_path/'ckpt'))
+    assert [b.weight[0].item() for b in bns(loaded)] == [b.weight[0].item() for b in bns(scratch)]
+    assert all(b.momentum <= 0.1 for b in bns(loaded))   # PyTorch's meaning: the new batch's weight
+
+def test_pixel_scale_reaches_the_backbone_and_an_unknown_one_fails():
+    from omr_blog.checkpoints import build_model
+    from omr_blog.config import make_config
+    from omr_blog.tokenizer import AbcTokenizer
+    with pytest.raises(OmrBlogError, match='unknown pixel scale'): VisionBackbone('resnet50', 'tiny', pixels='negative')
+    tok = AbcTokenizer.train(['X:1\nK:C\nCDEF GABc|'] * 4, vocab_size=64)
+    assert build_model(make_config('cpu-short', 'vit_small', pixels='ink'), tok).backbone.pixels == 'ink'

@@ -109,3 +109,13 @@ def test_a_finished_run_on_data_since_rebuilt_is_not_reused(tiny_dir, tmp_path):
     assert is_done(tmp_path, cfg) == rec
     (tmp_path/'result.json').write_text(json.dumps({**rec, 'dataset': {**rec['dataset'], 'fingerprint': 'another build'}}))
     assert is_done(tmp_path, cfg) is None
+
+def test_same_config_ignores_only_what_it_is_told():
+    "The lever table pairs a lever with the sweep's run only when the two train alike but for the lever's change."
+    from dataclasses import asdict
+    from omr_blog.config import make_config, same_config
+    a = asdict(make_config('cpu-short', 'vit_small'))
+    b = {**a, 'max_steps': 3000, 'out_dir': 'elsewhere'}
+    assert not same_config(a, b) and same_config(a, b, ignore=('max_steps',))
+    written_before_the_field = {k: v for k, v in a.items() if k != 'pixels'}
+    assert same_config(written_before_the_field, a) and not same_config(written_before_the_field, {**a, 'pixels': 'ink'})

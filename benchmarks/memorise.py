@@ -1,0 +1,49 @@
+"""Can each tiny backbone memorise a few dozen training strips? A model whose image path is broken cannot: it can
+only learn the labels' average. One that memorises them but stays on the plateau on unseen strips has a working path
+and lacks what generalises (Section 3's levers for the transformers). Same recipe as the sweep (`cpu-short`): batch 8,
+its learning rate, bf16 autocast where the CPU has it, the same strips cycled for `--steps` optimizer steps.
+
+    .venv/bin/python benchmarks/memorise.py [--strips 64] [--steps 300] [--backbones resnet50 vit_small ...]
+"""
+import argparse, time
+import torch
+from omr_blog.backbones import BACKBONES
+from omr_blog.batching import Collate, ImageSpec, OmrDataset
+from omr_blog.checkpoints import build_model
+from omr_blog.config import make_config, resolve_precision
+from omr_blog.model import lm_loss
+from omr_blog.train import adamw, load_training_data, mixed_precision
+
+def memorise(backbone: str, strips: int, steps: int, preset: str) -> tuple[float, float, float]:
+    "Mean training loss over the first and the last 50 steps on the same `strips` strips, and the seconds it took."
+    cfg = make_config(preset, backbone)
+    torch.manual_seed(0)
+    data, tok, _ = load_training_data(cfg)
+    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width)
+    ds, collate = OmrDataset(data['train'].select(range(strips)), tok, spec, cfg.decoder.max_len), Collate(spec, tok.pad_id)
+    model = build_model(cfg, tok).train()
+    opt = adamw(model, cfg.lr, cfg.weight_decay)
+    amp = resolve_precision(cfg.precision, torch.device('cpu'))
+    losses, t = [], time.perf_counter()
+    for s in range(steps):
+        b = collate([ds[(s * cfg.batch_size + j) % strips] for j in range(cfg.batch_size)])
+        with mixed_precision(torch.device('cpu'), amp): logits = model(b['images'], b['pixel_mask'], b['ids'])
+        loss = lm_loss(logits.float(), b['ids'], tok.pad_id)
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip); opt.step()
+        losses.append(loss.item())
+    w = min(50, steps)
+    return sum(losses[:w]) / w, sum(losses[-w:]) / w, time.perf_counter() - t
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--strips', type=int, default=64)
+    ap.add_argument('--steps', type=int, default=300)
+    ap.add_argument('--preset', default='cpu-short')
+    ap.add_argument('--backbones', nargs='*', default=list(BACKBONES), choices=list(BACKBONES), metavar='BACKBONE')
+    a = ap.parse_args()
+    print(f'{a.strips} training strips cycled for {a.steps} steps ({a.preset} recipe); training loss, first and last 50 steps:')
+    for name in a.backbones:
+        first, last, secs = memorise(name, a.strips, a.steps, a.preset)
+        print(f'{name:16s} {first:5.2f} -> {last:5.3f}   ({secs:.0f} s)', flush=True)
+
+if __name__ == '__main__': main()

@@ -1,6 +1,7 @@
 """Can each tiny backbone memorise a few dozen training strips? A model whose image path is broken cannot: it can
-only learn the labels' average. One that memorises them but stays on the plateau on unseen strips has a working path
-and lacks what generalises (Section 3's levers for the transformers). Same recipe as the sweep (`cpu-short`): batch 8,
+only learn the labels: teacher forcing lets a decoder name a memorised tune from its first tokens, so the reference
+is the same run on blank strips (`--blank`), which must end higher. One that memorises the strips but stays on the
+plateau on unseen ones has a working path and lacks what generalises (Section 3's levers for the transformers). Same recipe as the sweep (`cpu-short`): batch 8,
 its learning rate, bf16 autocast where the CPU has it, the same strips cycled for `--steps` optimizer steps.
 
     .venv/bin/python benchmarks/memorise.py [--strips 64] [--steps 300] [--backbones resnet50 vit_small ...]
@@ -14,7 +15,7 @@ from omr_blog.config import make_config, resolve_precision
 from omr_blog.model import lm_loss
 from omr_blog.train import adamw, load_training_data, mixed_precision
 
-def memorise(backbone: str, strips: int, steps: int, preset: str) -> tuple[float, float, float]:
+def memorise(backbone: str, strips: int, steps: int, preset: str, blank: bool = False) -> tuple[float, float, float]:
     "Mean training loss over the first and the last 50 steps on the same `strips` strips, and the seconds it took."
     cfg = make_config(preset, backbone)
     torch.manual_seed(0)
@@ -27,6 +28,7 @@ def memorise(backbone: str, strips: int, steps: int, preset: str) -> tuple[float
     losses, t = [], time.perf_counter()
     for s in range(steps):
         b = collate([ds[(s * cfg.batch_size + j) % strips] for j in range(cfg.batch_size)])
+        if blank: b['images'] = torch.ones_like(b['images'])   # white paper: the labels alone
         with mixed_precision(torch.device('cpu'), amp): logits = model(b['images'], b['pixel_mask'], b['ids'])
         loss = lm_loss(logits.float(), b['ids'], tok.pad_id)
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip); opt.step()
@@ -40,10 +42,15 @@ def main():
     ap.add_argument('--steps', type=int, default=300)
     ap.add_argument('--preset', default='cpu-short')
     ap.add_argument('--backbones', nargs='*', default=list(BACKBONES), choices=list(BACKBONES), metavar='BACKBONE')
+    ap.add_argument('--blank', action='store_true', help='also each backbone on blank strips (the labels-only reference)')
     a = ap.parse_args()
     print(f'{a.strips} training strips cycled for {a.steps} steps ({a.preset} recipe); training loss, first and last 50 steps:')
     for name in a.backbones:
         first, last, secs = memorise(name, a.strips, a.steps, a.preset)
-        print(f'{name:16s} {first:5.2f} -> {last:5.3f}   ({secs:.0f} s)', flush=True)
+        line = f'{name:16s} {first:5.2f} -> {last:5.3f}   ({secs:.0f} s)'
+        if a.blank:
+            _, ref, _ = memorise(name, a.strips, a.steps, a.preset, blank=True)
+            line += f'   blank strips -> {ref:5.3f}: the image lowers it {ref / last:.1f}x'
+        print(line, flush=True)
 
 if __name__ == '__main__': main()

@@ -4,10 +4,11 @@ is the same run on blank strips (`--blank`), which must end higher. One that mem
 plateau on unseen ones has a working path and lacks what generalises (Section 3's levers for the transformers). Same recipe as the sweep (`cpu-short`): batch 8,
 its learning rate, bf16 autocast where the CPU has it, the same strips cycled for `--steps` optimizer steps.
 
-    .venv/bin/python benchmarks/memorise.py [--strips 64] [--steps 300] [--backbones resnet50 vit_small ...]
+    .venv/bin/python benchmarks/memorise.py [--strips 64] [--steps 300] [--backbones resnet50 vit_small ...] [--blank]
+    .venv/bin/python benchmarks/memorise.py --backbones vit_small --set memory_norm=instance --blank   # a recipe change
 """
 import argparse, time
-import torch
+import torch, yaml
 from omr_blog.backbones import BACKBONES
 from omr_blog.batching import Collate, ImageSpec, OmrDataset
 from omr_blog.checkpoints import build_model
@@ -15,9 +16,9 @@ from omr_blog.config import make_config, resolve_precision
 from omr_blog.model import lm_loss
 from omr_blog.train import adamw, load_training_data, mixed_precision
 
-def memorise(backbone: str, strips: int, steps: int, preset: str, blank: bool = False) -> tuple[float, float, float]:
+def memorise(backbone: str, strips: int, steps: int, preset: str, blank: bool = False, **overrides) -> tuple[float, float, float]:
     "Mean training loss over the first and the last 50 steps on the same `strips` strips, and the seconds it took."
-    cfg = make_config(preset, backbone)
+    cfg = make_config(preset, backbone, **overrides)
     torch.manual_seed(0)
     data, tok, _ = load_training_data(cfg)
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width)
@@ -43,13 +44,16 @@ def main():
     ap.add_argument('--preset', default='cpu-short')
     ap.add_argument('--backbones', nargs='*', default=list(BACKBONES), choices=list(BACKBONES), metavar='BACKBONE')
     ap.add_argument('--blank', action='store_true', help='also each backbone on blank strips (the labels-only reference)')
+    ap.add_argument('--set', nargs='*', default=[], metavar='FIELD=VALUE', help='config fields changed, e.g. memory_norm=instance')
     a = ap.parse_args()
-    print(f'{a.strips} training strips cycled for {a.steps} steps ({a.preset} recipe); training loss, first and last 50 steps:')
+    over = {k: yaml.safe_load(v) for k, v in (kv.split('=', 1) for kv in a.set)}
+    print(f'{a.strips} training strips cycled for {a.steps} steps ({a.preset} recipe{"; " + " ".join(a.set) if a.set else ""}); '
+          'training loss, first and last 50 steps:')
     for name in a.backbones:
-        first, last, secs = memorise(name, a.strips, a.steps, a.preset)
+        first, last, secs = memorise(name, a.strips, a.steps, a.preset, **over)
         line = f'{name:16s} {first:5.2f} -> {last:5.3f}   ({secs:.0f} s)'
         if a.blank:
-            _, ref, _ = memorise(name, a.strips, a.steps, a.preset, blank=True)
+            _, ref, _ = memorise(name, a.strips, a.steps, a.preset, blank=True, **over)
             line += f'   blank strips -> {ref:5.3f}: the image lowers it {ref / last:.1f}x'
         print(line, flush=True)
 

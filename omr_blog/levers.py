@@ -81,6 +81,11 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     # the same bridge for the other families on the plateau: a change the sweep could give all seven alike
     **{f'{short}_memory_norm': dict(backbone=name, preset='cpu-short', memory_norm='instance', max_steps=2000, time_budget_s=900,
                                     eval_every=500) for short, name in (('vit', 'vit_small'), ('swin', 'swin_tiny'))},
+    # ... and for the three BatchNorm families (EfficientNet and MobileViT since the fix): would the sweep lose by giving
+    # it to all seven? (with it, ViT-S, Swin-T and ConvNeXt-T read the strips they memorise: benchmarks/memorise.py --blank)
+    **{f'{short}_memory_norm': dict(backbone=name, preset='cpu-short', memory_norm='instance', max_steps=2000, time_budget_s=900,
+                                    eval_every=500) for short, name in (('resnet', 'resnet50'), ('mobilevit', 'mobilevit_small'),
+                                                                        ('effnet', 'efficientnet_b0'))},
     # the input instead of the bridge: paper 0 and ink 1 (02a), so that a blank patch projects to nothing and only ink
     # moves a token, for the three families whose first layer is a linear patch projection followed by LayerNorm
     **{f'{short}_ink': dict(backbone=name, preset='cpu-short', pixels='ink', max_steps=2000, time_budget_s=900, eval_every=500)

@@ -29,10 +29,10 @@ from .scheduled_sampling import gumbel_mixer, mixing_schedule
 from .tokenizer import AbcTokenizer, train_dataset_tokenizer
 
 # %% auto #0
-__all__ = ['SPLIT_METRICS', 'SPLIT_PREFIX', 'seed_everything', 'load_training_data', 'to_device', 'adamw', 'set_lr',
-           'mixed_precision', 'precision_name', 'BatchStream', 'RunLog', 'wandb_run', 'peak_memory_mb', 'run_record',
-           'flat_record', 'is_done', 'dist_setup', 'restore', 'load_teacher', 'batch_loss', 'optimizer_step',
-           'val_curve_point', 'train']
+__all__ = ['TRAINING_REVISION', 'SPLIT_METRICS', 'SPLIT_PREFIX', 'seed_everything', 'load_training_data', 'to_device', 'adamw',
+           'set_lr', 'mixed_precision', 'precision_name', 'BatchStream', 'RunLog', 'wandb_run', 'peak_memory_mb',
+           'run_record', 'flat_record', 'is_done', 'dist_setup', 'restore', 'load_teacher', 'batch_loss',
+           'optimizer_step', 'val_curve_point', 'train']
 
 # %% ../nbs/03g_train.ipynb #04789cd1
 def seed_everything(seed: int):
@@ -123,6 +123,10 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux reports KiB
 
+# Bumped when a code change alters what the same config trains, so that `is_done` reruns the older runs instead of
+# reusing them. 2: BatchNorm from scratch starts at one (02a `fix_batchnorm`). A record without it is revision 1.
+TRAINING_REVISION = 2
+
 def run_record(cfg, *, kind: str, backbone: str, preset: str, steps: int, seconds: float, device, amp, params: dict,
                dataset: dict, started: dict, samples: int | None = None, tokens: int | None = None, status: str = 'ok',
                error: str | None = None, **extra) -> dict:
@@ -132,7 +136,7 @@ def run_record(cfg, *, kind: str, backbone: str, preset: str, steps: int, second
     return {'status': status, 'error': error, 'kind': kind, 'backbone': backbone, 'preset': preset, 'config': asdict(cfg),
             'steps': steps, 'train_seconds': round(seconds, 1), **speed, 'peak_memory_mb': peak_memory_mb(device),
             'precision_resolved': precision_name(amp), 'threads': torch.get_num_threads(), 'params': params,
-            'seed': cfg.seed, 'dataset': dataset, 'provenance': started, **extra}
+            'seed': cfg.seed, 'dataset': dataset, 'provenance': started, 'training_revision': TRAINING_REVISION, **extra}
 
 SPLIT_METRICS = ('ser', 'music_ser', 'cer', 'ler', 'exact_match', 'abc_validity', 'omr_ned', 'runaway')
 SPLIT_PREFIX = {'test': 'test', 'test_abcm2ps': 'shift'}   # the abcm2ps split measures the shift to another engraver
@@ -155,6 +159,7 @@ def is_done(out: Path, cfg) -> dict | None:
     f = Path(out)/'result.json'
     r = json.loads(f.read_text()) if f.exists() else {}
     if not (r.get('status') == 'ok' and same_config(r.get('config'), asdict(cfg), type(cfg))): return None
+    if r.get('training_revision', 1) != TRAINING_REVISION: return None   # trained by code that has since changed what it means
     recorded, name = (r.get('dataset') or {}).get('fingerprint'), getattr(cfg, 'dataset', None)
     if recorded and name:   # the same config on rebuilt, different data is another run
         try: now = dataset_record(name, resolve_dataset_dir(name))['fingerprint']

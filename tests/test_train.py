@@ -99,14 +99,18 @@ def test_mid_run_evaluation_logs_a_val_curve_without_changing_the_run(tiny_dir, 
     assert curve['metrics']['val']['music_ser'] == pytest.approx(plain['metrics']['val']['music_ser'])
 
 def test_a_finished_run_on_data_since_rebuilt_is_not_reused(tiny_dir, tmp_path):
-    "is_done: the same config is reused only if the record's dataset fingerprint is the built dataset's."
+    "is_done: the same config is reused only if the record's dataset fingerprint is the built dataset's, and its code's training revision ours."
     from dataclasses import asdict
     from omr_blog.dataset import build_report
-    from omr_blog.train import is_done
+    from omr_blog.train import TRAINING_REVISION, is_done
     cfg = _cfg(tiny_dir, tmp_path)
-    rec = {'status': 'ok', 'config': asdict(cfg), 'dataset': {'name': str(tiny_dir), 'fingerprint': build_report(tiny_dir)['fingerprint']}}
+    rec = {'status': 'ok', 'config': asdict(cfg), 'dataset': {'name': str(tiny_dir), 'fingerprint': build_report(tiny_dir)['fingerprint']},
+           'training_revision': TRAINING_REVISION}
     (tmp_path/'result.json').write_text(json.dumps(rec))
     assert is_done(tmp_path, cfg) == rec
+    older = {k: v for k, v in rec.items() if k != 'training_revision'}   # trained before the BatchNorm fix changed what it means
+    (tmp_path/'result.json').write_text(json.dumps(older))
+    assert is_done(tmp_path, cfg) is None
     (tmp_path/'result.json').write_text(json.dumps({**rec, 'dataset': {**rec['dataset'], 'fingerprint': 'another build'}}))
     assert is_done(tmp_path, cfg) is None
 

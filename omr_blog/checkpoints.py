@@ -23,8 +23,8 @@ from .model import ModelConfig, MusicTrOCR
 from .tokenizer import AbcTokenizer, tokenizer_path
 
 # %% auto #0
-__all__ = ['load_backbone_from', 'build_model', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_weights',
-           'load_checkpoint']
+__all__ = ['TRAINING_REVISION', 'load_backbone_from', 'build_model', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'load_weights', 'load_checkpoint']
 
 # %% ../nbs/03c_checkpoints.ipynb #d0a8296a
 def load_backbone_from(model: MusicTrOCR, path: str | Path) -> MusicTrOCR:
@@ -37,6 +37,11 @@ def load_backbone_from(model: MusicTrOCR, path: str | Path) -> MusicTrOCR:
     except RuntimeError as e:
         raise OmrBlogError(f'{path}: its backbone does not fit {model.cfg.backbone} ({str(e).splitlines()[0][:100]})') from None
     return model
+
+# Bumped when a code change alters what the same config trains, so that finished runs are rerun (`is_done`) and
+# checkpoints are not resumed (`restore`) instead of being reused. 2: BatchNorm from scratch starts at one (02a
+# `fix_batchnorm`). A record or checkpoint without it is revision 1.
+TRAINING_REVISION = 2
 
 def build_model(cfg: TrainConfig, tok: AbcTokenizer, init: bool = True) -> MusicTrOCR:
     "The model of a config: backbone from `init_from` (when `init`), then the fine-tuning mode applied."
@@ -64,7 +69,7 @@ def save_checkpoint(path: Path, model, optimizer, scaler, state: dict, cfg: Trai
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in checkpoint_state(model).items()}, str(tmp/'model.safetensors'))   # frozen backbone weights come from init_from
     torch.save({'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict() if scaler else None,
-                'rng': rng_state(), **state}, tmp/'state.pt')
+                'rng': rng_state(), 'training_revision': TRAINING_REVISION, **state}, tmp/'state.pt')
     (tmp/'config.json').write_text(json.dumps(asdict(cfg), indent=2))
     if tok is not None: tok.save(tmp/'tokenizer')   # a checkpoint decodes without the dataset it was trained on
     old = path.with_name(path.name + '.old')

@@ -17,7 +17,7 @@ import torch
 
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from .degrade import DegradeConfig, degrade
-from .checkpoints import build_model, load_checkpoint, load_weights, save_checkpoint, set_rng_state
+from .checkpoints import TRAINING_REVISION, build_model, load_checkpoint, load_weights, save_checkpoint, set_rng_state
 from .ctc import ctc_loss
 from .config import TrainConfig, lr_at, resolve_precision, same_config
 from .core import OmrBlogError, provenance, runs_dir, write_json, tqdm
@@ -29,10 +29,10 @@ from .scheduled_sampling import gumbel_mixer, mixing_schedule
 from .tokenizer import AbcTokenizer, train_dataset_tokenizer
 
 # %% auto #0
-__all__ = ['TRAINING_REVISION', 'SPLIT_METRICS', 'SPLIT_PREFIX', 'seed_everything', 'load_training_data', 'to_device', 'adamw',
-           'set_lr', 'mixed_precision', 'precision_name', 'BatchStream', 'RunLog', 'wandb_run', 'peak_memory_mb',
-           'run_record', 'flat_record', 'is_done', 'dist_setup', 'restore', 'load_teacher', 'batch_loss',
-           'optimizer_step', 'val_curve_point', 'train']
+__all__ = ['SPLIT_METRICS', 'SPLIT_PREFIX', 'seed_everything', 'load_training_data', 'to_device', 'adamw', 'set_lr',
+           'mixed_precision', 'precision_name', 'BatchStream', 'RunLog', 'wandb_run', 'peak_memory_mb', 'run_record',
+           'flat_record', 'is_done', 'dist_setup', 'restore', 'load_teacher', 'batch_loss', 'optimizer_step',
+           'val_curve_point', 'train']
 
 # %% ../nbs/03g_train.ipynb #04789cd1
 def seed_everything(seed: int):
@@ -123,10 +123,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux reports KiB
 
-# Bumped when a code change alters what the same config trains, so that `is_done` reruns the older runs instead of
-# reusing them. 2: BatchNorm from scratch starts at one (02a `fix_batchnorm`). A record without it is revision 1.
-TRAINING_REVISION = 2
-
 def run_record(cfg, *, kind: str, backbone: str, preset: str, steps: int, seconds: float, device, amp, params: dict,
                dataset: dict, started: dict, samples: int | None = None, tokens: int | None = None, status: str = 'ok',
                error: str | None = None, **extra) -> dict:
@@ -184,8 +180,11 @@ def restore(ckpt: Path, cfg: TrainConfig, model, opt, scaler, verbose: bool = Tr
     if not same_config(json.loads((ckpt/'config.json').read_text()), asdict(cfg)):
         if verbose: print(f'{ckpt}: checkpoint of a different config; starting over', file=sys.stderr)
         return None
-    load_weights(model, ckpt)
     st = torch.load(ckpt/'state.pt', weights_only=False)
+    if st.get('training_revision', 1) != TRAINING_REVISION:
+        if verbose: print(f'{ckpt}: checkpoint of older training code; starting over', file=sys.stderr)
+        return None
+    load_weights(model, ckpt)
     opt.load_state_dict(st['optimizer'])
     if scaler and st.get('scaler'): scaler.load_state_dict(st['scaler'])
     set_rng_state(st['rng'])

@@ -102,7 +102,8 @@ def test_a_finished_run_on_data_since_rebuilt_is_not_reused(tiny_dir, tmp_path):
     "is_done: the same config is reused only if the record's dataset fingerprint is the built dataset's, and its code's training revision ours."
     from dataclasses import asdict
     from omr_blog.dataset import build_report
-    from omr_blog.train import TRAINING_REVISION, is_done
+    from omr_blog.checkpoints import TRAINING_REVISION
+    from omr_blog.train import is_done
     cfg = _cfg(tiny_dir, tmp_path)
     rec = {'status': 'ok', 'config': asdict(cfg), 'dataset': {'name': str(tiny_dir), 'fingerprint': build_report(tiny_dir)['fingerprint']},
            'training_revision': TRAINING_REVISION}
@@ -123,3 +124,15 @@ def test_same_config_ignores_only_what_it_is_told():
     assert not same_config(a, b) and same_config(a, b, ignore=('max_steps',))
     written_before_the_field = {k: v for k, v in a.items() if k != 'pixels'}
     assert same_config(written_before_the_field, a) and not same_config(written_before_the_field, {**a, 'pixels': 'ink'})
+
+def test_a_checkpoint_of_older_training_code_is_not_resumed(tiny_dir, tmp_path, capsys):
+    "restore: a checkpoint written before a change of what the config trains (TRAINING_REVISION) starts the run over."
+    import torch
+    cfg = _cfg(tiny_dir, tmp_path)
+    train(cfg, progress=False, stop_after=3)                    # leaves the step-3 checkpoint
+    state = tmp_path/'checkpoint'/'state.pt'
+    st = torch.load(state, weights_only=False); st.pop('training_revision'); torch.save(st, state)   # as older code wrote it
+    with open(tmp_path/'log.jsonl', 'a') as f: f.write('{"marker": "first run"}\n')   # a resumed run appends after it
+    r = train(cfg, progress=False)
+    assert 'older training code; starting over' in capsys.readouterr().err
+    assert r['steps'] == 10 and 'marker' not in (tmp_path/'log.jsonl').read_text()   # a fresh log: the run started over

@@ -1,20 +1,21 @@
 """Can each tiny backbone memorise a few dozen training strips? A model whose image path is broken cannot: it can
 only learn the labels: teacher forcing lets a decoder name a memorised tune from its first tokens, so the reference
 is the same run on blank strips (`--blank`), which must end higher. One that memorises the strips but stays on the
-plateau on unseen ones has a working path and lacks what generalises (Section 3's levers for the transformers). Same recipe as the sweep (`cpu-short`): batch 8,
-its learning rate, bf16 autocast where the CPU has it, the same strips cycled for `--steps` optimizer steps.
+plateau on unseen ones has a working path and lacks what generalises (Section 3's levers for the transformers).
+Same recipe as the sweep (`cpu-short`): batch 8, its learning rate, bf16 autocast where the CPU has it, the same strips
+cycled for `--steps` optimizer steps.
 
     .venv/bin/python benchmarks/memorise.py [--strips 64] [--steps 300] [--backbones resnet50 vit_small ...] [--blank]
     .venv/bin/python benchmarks/memorise.py --backbones vit_small --set memory_norm=instance --blank   # a recipe change
 """
 import argparse, time
-import torch, yaml
+import torch
 from omr_blog.backbones import BACKBONES
 from omr_blog.batching import Collate, ImageSpec, OmrDataset
 from omr_blog.checkpoints import build_model
+from omr_blog.cli import _parse_sets
 from omr_blog.config import make_config, resolve_precision
-from omr_blog.model import lm_loss
-from omr_blog.train import adamw, load_training_data, mixed_precision
+from omr_blog.train import adamw, batch_loss, load_training_data, mixed_precision, optimizer_step
 
 def memorise(backbone: str, strips: int, steps: int, preset: str, blank: bool = False, **overrides) -> tuple[float, float, float]:
     "Mean training loss over the first and the last 50 steps on the same `strips` strips, and the seconds it took."
@@ -30,9 +31,8 @@ def memorise(backbone: str, strips: int, steps: int, preset: str, blank: bool = 
     for s in range(steps):
         b = collate([ds[(s * cfg.batch_size + j) % strips] for j in range(cfg.batch_size)])
         if blank: b['images'] = torch.ones_like(b['images'])   # white paper: the labels alone
-        with mixed_precision(torch.device('cpu'), amp): logits = model(b['images'], b['pixel_mask'], b['ids'])
-        loss = lm_loss(logits.float(), b['ids'], tok.pad_id)
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip); opt.step()
+        with mixed_precision(torch.device('cpu'), amp): loss, _ = batch_loss(model, b, tok)
+        opt.zero_grad(); loss.backward(); optimizer_step(model, opt, None, cfg.grad_clip)
         losses.append(loss.item())
     w = min(50, steps)
     return sum(losses[:w]) / w, sum(losses[-w:]) / w, time.perf_counter() - t
@@ -46,7 +46,7 @@ def main():
     ap.add_argument('--blank', action='store_true', help='also each backbone on blank strips (the labels-only reference)')
     ap.add_argument('--set', nargs='*', default=[], metavar='FIELD=VALUE', help='config fields changed, e.g. memory_norm=instance')
     a = ap.parse_args()
-    over = {k: yaml.safe_load(v) for k, v in (kv.split('=', 1) for kv in a.set)}
+    over = _parse_sets(a.set)
     print(f'{a.strips} training strips cycled for {a.steps} steps ({a.preset} recipe{"; " + " ".join(a.set) if a.set else ""}); '
           'training loss, first and last 50 steps:')
     for name in a.backbones:

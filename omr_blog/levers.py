@@ -94,8 +94,8 @@ LEVERS = {   # run name -> what it changes (the rest is the preset's)
     # the two transformers, which nothing above moved: a linear classifier must name each symbol from the tokens where it is
     **{f'{short}_ctc': dict(backbone=name, preset='cpu-short', ctc_weight=0.3, max_steps=2000, time_budget_s=900, eval_every=500)
        for short, name in (('vit', 'vit_small'), ('swin', 'swin_tiny'))},
-    # a few dozen strips, cycled, every tiny family memorises (benchmarks/memorise.py): no image path is broken, yet the
-    # transformers do not generalise. A patch projection sees a note head at each of its 16 x 16 offsets as a different pattern, where a
+    # the transformers do not learn to read from the sweep's strips (ViT-S and Swin-T even memorise a few dozen no better
+    # than blank ones: benchmarks/memorise.py --blank). A patch projection sees a note head at each of its 16 x 16 offsets as a different pattern, where a
     # convolution sees one: the scan/photo augmentation (01f) moves every strip by fractions of a patch, each epoch anew
     **{f'{short}_augment': dict(backbone=name, preset='cpu-short', augment=True, max_steps=2000, time_budget_s=900, eval_every=500)
        for short, name in (('vit', 'vit_small'),)},

@@ -9,6 +9,9 @@ APT_PACKAGES := abcm2ps chromium lilypond
 # (PRESET=..., its old name, still works). The studies name the recipe their preset reads.
 RECIPE ?= $(or $(PRESET),cpu-short)
 SWEEP_PRESET := cpu-short
+# runs of the sweep at a time (omr-blog sweep --lanes): on 2 cores two one-thread runs train more samples/s than one
+# two-thread run (benchmarks/sweep_lanes.py measures by how much); every run still takes the same steps
+SWEEP_LANES ?= 2
 # the shipped checkpoint's run (make default-checkpoint)
 DEFAULT_RUN := runs/cpu-long-engravers/resnet50
 export WANDB_MODE ?= offline
@@ -55,7 +58,7 @@ lab: setup
 SECTIONS := $(shell grep -l '"parameters"' nbs/0[1-7]*.ipynb) nbs/index.ipynb
 blog: setup
 	.venv/bin/omr-blog data --recipe $(RECIPE)
-	.venv/bin/omr-blog sweep --preset $(SWEEP_PRESET)
+	.venv/bin/omr-blog sweep --preset $(SWEEP_PRESET) --lanes $(SWEEP_LANES)
 	@mkdir -p runs/blog
 	@for nb in $(SECTIONS); do \
 	  echo "executing $$nb"; \

@@ -7,24 +7,31 @@ Docs: https://omr-blog.github.io/omr_blog/sweep.html.md"""
 
 # %% ../nbs/03h_sweep.ipynb #7c8685f2
 from __future__ import annotations
-import json, shutil, sys, time
+import json, shutil, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
+from queue import Queue
+
+import torch
 
 from .backbones import BACKBONES
 from .config import make_config
-from .core import OmrBlogError, atomic_path, project_root, provenance, results_dir, runs_dir, write_json
+from .core import OmrBlogError, atomic_path, project_root, provenance, read_json, results_dir, runs_dir, tqdm, write_json
 from .train import flat_record, is_done
 
 # %% auto #0
-__all__ = ['TRAIN_NOTEBOOK', 'SWEEP_PRESET', 'run_backbone', 'summarize', 'commit_run_record', 'sweep']
+__all__ = ['TRAIN_NOTEBOOK', 'SWEEP_PRESET', 'run_backbone', 'summarize', 'commit_run_record', 'longest_first', 'sweep']
 
 # %% ../nbs/03h_sweep.ipynb #4c6be687
 TRAIN_NOTEBOOK = 'nbs/experiments/train_backbone.ipynb'
 SWEEP_PRESET = 'cpu-short'   # the preset of make blog's sweep: the records Sections 3, 4, 6 and 7 read
 
-def run_backbone(backbone: str, preset: str, overrides: dict | None = None, progress: bool = True) -> dict:
-    "Execute the training notebook for one backbone with papermill; returns its result (or a failure record)."
+def run_backbone(backbone: str, preset: str, overrides: dict | None = None, progress: bool = True,
+                 threads: int = 0, lanes: int = 1) -> dict:
+    """Execute the training notebook for one backbone with papermill; returns its result (or a failure record).
+    `threads`: torch's intra-op threads in the run's kernel (0: torch's default, one per core); `lanes`: how many runs
+    shared the machine, written into the result because its samples/s depend on it."""
     import papermill as pm
     overrides = overrides or {}
     cfg = make_config(preset, backbone, **overrides)
@@ -34,14 +41,17 @@ def run_backbone(backbone: str, preset: str, overrides: dict | None = None, prog
     t = time.time()
     try:
         pm.execute_notebook(str(project_root()/TRAIN_NOTEBOOK), str(out/'train_backbone.ipynb'), cwd=str(project_root()),
-                            parameters=dict(backbone=backbone, preset=preset, overrides=json.dumps(overrides), out_dir=str(out)),
+                            parameters=dict(backbone=backbone, preset=preset, overrides=json.dumps(overrides), out_dir=str(out),
+                                            threads=threads),
                             progress_bar=progress, kernel_name='python3')
-        return json.loads((out/'result.json').read_text())
+        result = json.loads((out/'result.json').read_text())
+        write_json(out/'result.json', {**result, 'lanes': lanes})
+        return {**result, 'lanes': lanes}
     except Exception as e:   # the sweep records the failure and goes on with the next backbone
         msg = str(e)
         status = 'oom' if 'OutOfMemory' in msg or 'out of memory' in msg else 'failed'
         rec = {'status': status, 'backbone': backbone, 'preset': preset, 'error': msg.strip().splitlines()[-1][:500] if msg.strip() else type(e).__name__,
-               'config': asdict(cfg), 'wall_seconds': round(time.time() - t, 1)}
+               'config': asdict(cfg), 'wall_seconds': round(time.time() - t, 1), 'lanes': lanes}
         write_json(out/'result.json', rec)
         return rec
 
@@ -61,21 +71,64 @@ def commit_run_record(result: dict, run: Path, dest: Path, name: str | None = No
         if src.exists():
             with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
 
+def longest_first(backbones: list[str], dest: Path) -> list[str]:
+    "The order that ends the lanes together: by the training seconds of the last committed records, unknown ones first."
+    def seconds(b):
+        rec = read_json(dest/f'{b}.json') if (dest/f'{b}.json').exists() else {}
+        return rec.get('train_seconds') or float('inf')
+    return sorted(backbones, key=seconds, reverse=True)
+
+def _last_step(log: Path) -> int:
+    try: return json.loads(log.read_text().splitlines()[-1])['step']
+    except (OSError, IndexError, ValueError, KeyError): return 0   # not started, or a line being written
+
+def _run_in_lane(b: str, preset: str, overrides: dict | None, threads: int, lanes: int, free: Queue, progress: bool) -> dict:
+    "One run in the first free lane; that lane's progress bar follows the run's log.jsonl (the kernel trains, this thread watches)."
+    lane = free.get()
+    cfg = make_config(preset, b, **(overrides or {}))
+    log = (Path(cfg.out_dir) if cfg.out_dir else runs_dir()/preset/b)/'log.jsonl'
+    bar = tqdm(total=cfg.max_steps, desc=f'{b:16s}', unit='step', position=lane, leave=True, disable=not progress, dynamic_ncols=True)
+    done = threading.Event()
+    def watch():
+        while not done.wait(2):
+            bar.n = min(_last_step(log), cfg.max_steps)
+            bar.set_postfix_str('evaluating' if bar.n >= cfg.max_steps else '', refresh=True)
+    watcher = threading.Thread(target=watch, daemon=True); watcher.start()
+    result = {'status': 'failed'}
+    try: result = run_backbone(b, preset, overrides, progress=False, threads=threads, lanes=lanes)
+    finally:
+        done.set(); watcher.join()
+        bar.n = result.get('steps') or bar.n
+        bar.set_postfix_str(result.get('status', '')); bar.close()
+        free.put(lane)
+    return result
+
 def sweep(preset: str = SWEEP_PRESET, backbones=None, overrides: dict | None = None, dest: str | Path | None = None,
-          progress: bool = True) -> list[dict]:
-    "Run every backbone of the preset (skipping finished runs) and write the summary under results/<preset>/."
+          progress: bool = True, lanes: int = 1) -> list[dict]:
+    """Run every backbone of the preset (skipping finished runs) and write the summary under results/<preset>/.
+    `lanes` > 1 runs that many at once, each with an equal share of torch's threads (at least one)."""
     started = provenance()
     backbones = list(backbones or BACKBONES)
     for b in backbones:
         if b not in BACKBONES: raise OmrBlogError(f'{b}: unknown backbone (choose from {", ".join(BACKBONES)})')
-    results = []
-    for b in backbones:
-        if progress: print(f'== {preset} / {b}', flush=True)
-        results.append(run_backbone(b, preset, overrides, progress))
-    rows = summarize(results)
+    if lanes < 1: raise OmrBlogError(f'{lanes}: lanes must be at least 1')
     dest = Path(dest) if dest else results_dir(preset)
+    if lanes == 1:
+        results = []
+        for b in backbones:
+            if progress: print(f'== {preset} / {b}', flush=True)
+            results.append(run_backbone(b, preset, overrides, progress))
+    else:
+        threads, free = max(1, torch.get_num_threads() // lanes), Queue()
+        for lane in range(lanes): free.put(lane)
+        if progress: print(f'== {preset}: {len(backbones)} runs, {lanes} at a time, {threads} thread(s) each', flush=True)
+        with ThreadPoolExecutor(lanes) as pool:
+            futures = {b: pool.submit(_run_in_lane, b, preset, overrides, threads, lanes, free, progress)
+                       for b in longest_first(backbones, dest)}
+            results = [futures[b].result() for b in backbones]   # the summary keeps the registry's order
+    rows = summarize(results)
     dest.mkdir(parents=True, exist_ok=True)
     for r in results:
         commit_run_record(r, Path((r.get('config') or {}).get('out_dir') or runs_dir()/preset/r['backbone']), dest)
-    write_json(dest/'summary.json', {'preset': preset, 'provenance': started, 'rows': rows})
+    write_json(dest/'summary.json', {'preset': preset, 'provenance': started, 'lanes': lanes, 'rows': rows})
     return rows

@@ -2,7 +2,7 @@ import json, os, signal, subprocess, sys, time
 from dataclasses import replace
 from pathlib import Path
 import pytest
-from omr_blog.core import OmrBlogError
+from omr_blog.core import OmrBlogError, read_jsonl
 from omr_blog.config import lr_at, make_config
 from omr_blog.train import train
 
@@ -81,6 +81,18 @@ def test_sweep_runs_the_notebook_records_failures_and_skips_done(tiny_dir, tmp_p
     rows = [S.run_backbone('vit_small', 'cpu-tiny', bad, progress=False), S.run_backbone('resnet50', 'cpu-tiny', over, progress=False)]
     assert rows[0]['status'] == 'failed' and rows[0]['error']
     assert (tmp_path/'runs'/'cpu-tiny'/'resnet50'/'result.json').stat().st_mtime == mtime   # finished run skipped
+    # in lanes: two runs at a time, each with its share of the threads, the same training, records that say so
+    import torch
+    monkeypatch.setenv('OMR_BLOG_RUNS', str(tmp_path/'lanes'))
+    rows = S.sweep('cpu-tiny', ['resnet50', 'convnext_tiny'], over, dest=tmp_path/'results-lanes', progress=False, lanes=2)
+    assert [r['backbone'] for r in rows] == ['resnet50', 'convnext_tiny'] and all(r['status'] == 'ok' for r in rows)
+    rec = json.loads((tmp_path/'results-lanes'/'resnet50.json').read_text())
+    assert rec['lanes'] == 2 and rec['threads'] == max(1, torch.get_num_threads() // 2)
+    assert json.loads((tmp_path/'results-lanes'/'summary.json').read_text())['lanes'] == 2
+    alone, laned = (read_jsonl(tmp_path/d/'logs'/'resnet50.jsonl') for d in ('results', 'results-lanes'))
+    assert [r['step'] for r in alone] == [r['step'] for r in laned]
+    assert all(abs(a['loss'] - b['loss']) < 1e-2 * a['loss'] for a, b in zip(alone, laned))   # thread count: rounding only
+    with pytest.raises(OmrBlogError, match='lanes'): S.sweep('cpu-tiny', ['resnet50'], over, lanes=0)
 
 def test_preset_base_is_merged_and_overridable():
     from omr_blog.config import make_config

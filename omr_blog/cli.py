@@ -163,13 +163,17 @@ def add_sweep(sub):
                                    'skip finished runs, record failures and go on; write results/<preset>/summary.json.')
     w.add_argument('--preset', choices=PRESET_CHOICES, metavar='PRESET', help="configs/presets/<name>.yaml (default: make blog's, cpu-short)")
     w.add_argument('--backbones', nargs='*', choices=BACKBONE_CHOICES, metavar='BACKBONE', help='default: all seven')
+    w.add_argument('--lanes', type=int, default=1, metavar='N',
+                   help='runs at a time, each with an equal share of the cores (default 1; make blog uses 2: on 2 cores a '
+                        'tiny run barely uses its second thread). Every run still takes the same steps; its record says '
+                        'how many runs shared the machine')
     _add_set(w, 'max_steps=50 (every run)')
     _add_quiet(w)
     w.set_defaults(func=_cmd_sweep)
 
 def _cmd_sweep(a):
     from omr_blog.sweep import SWEEP_PRESET, sweep
-    for r in sweep(a.preset or SWEEP_PRESET, a.backbones, _parse_sets(a.set), progress=not a.quiet):
+    for r in sweep(a.preset or SWEEP_PRESET, a.backbones, _parse_sets(a.set), progress=not a.quiet, lanes=a.lanes):
         ser = r.get('test_music_ser')
         print(f"{r['backbone']:16s} {r['status']:7s} test music SER {'missing' if ser is None else f'{ser:.3f}'}  "
               f"{(r.get('train_seconds') or 0):6.0f} s  {(r.get('samples_per_s') or 0):6.1f} samples/s")

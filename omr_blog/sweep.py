@@ -21,7 +21,8 @@ from .core import OmrBlogError, atomic_path, project_root, provenance, read_json
 from .train import flat_record, is_done
 
 # %% auto #0
-__all__ = ['TRAIN_NOTEBOOK', 'SWEEP_PRESET', 'run_backbone', 'summarize', 'commit_run_record', 'longest_first', 'sweep']
+__all__ = ['TRAIN_NOTEBOOK', 'SWEEP_PRESET', 'run_backbone', 'summarize', 'commit_run_record', 'longest_first', 'sweep',
+           'machine_share']
 
 # %% ../nbs/03h_sweep.ipynb #4c6be687
 TRAIN_NOTEBOOK = 'nbs/experiments/train_backbone.ipynb'
@@ -132,3 +133,13 @@ def sweep(preset: str = SWEEP_PRESET, backbones=None, overrides: dict | None = N
         commit_run_record(r, Path((r.get('config') or {}).get('out_dir') or runs_dir()/preset/r['backbone']), dest)
     write_json(dest/'summary.json', {'preset': preset, 'provenance': started, 'lanes': lanes, 'rows': rows})
     return rows
+
+# %% ../nbs/03h_sweep.ipynb #c41d2e91
+def machine_share(records: list[dict]) -> str:
+    "How the finished runs shared the machine, for a caption: runs at a time and torch threads per run (mixed ones listed)."
+    def one(lanes, threads):
+        each = f"{threads} thread{'s' if threads != 1 else ''}" if threads else 'threads not recorded'
+        return f'one run at a time, {each}' if lanes == 1 else f'{lanes} runs at a time, {each} each'
+    ways = sorted({(r.get('lanes') or 1, r.get('threads') or 0) for r in records if r.get('status') == 'ok'})
+    return '; '.join(one(*w) for w in ways) if ways else 'no finished run'
+

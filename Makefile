@@ -9,9 +9,9 @@ APT_PACKAGES := abcm2ps chromium lilypond
 # (PRESET=..., its old name, still works). The studies name the recipe their preset reads.
 RECIPE ?= $(or $(PRESET),cpu-short)
 SWEEP_PRESET := cpu-short
-# runs of the sweep at a time (omr-blog sweep --lanes): on 2 cores two one-thread runs train more samples/s than one
-# two-thread run (benchmarks/sweep_lanes.py measures by how much); every run still takes the same steps
-SWEEP_LANES ?= 2
+# runs (and pages) at a time (omr-blog sweep/render --lanes): on 2 cores two one-thread runs train more samples/s than
+# one two-thread run (benchmarks/sweep_lanes.py measures by how much); every run still takes the same steps
+LANES ?= 2
 # the shipped checkpoint's run (make default-checkpoint)
 DEFAULT_RUN := runs/cpu-long-engravers/resnet50
 export WANDB_MODE ?= offline
@@ -52,19 +52,13 @@ lab: setup
 	@.venv/bin/python -c "import jupyterlab" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,lab]'
 	.venv/bin/jupyter lab --notebook-dir=nbs $(LAB_ARGS)
 
-# The main job: dataset + tokenizer, then the section notebooks executed with papermill.
-# The pages that read the records: those that declare papermill parameters (the sections, and Section 4's page on
-# exposure bias); the landing page last: it shows a figure of Section 4.
-SECTIONS := $(shell grep -l '"parameters"' nbs/0[1-7]*.ipynb) nbs/index.ipynb
+# The main job: dataset + tokenizer, the sweep, then the pages: those that read the records (the notebooks that declare
+# papermill parameters: the sections and Section 4's page on exposure bias, the landing page last) executed with
+# papermill on the dataset, the deep dives' lesson cells, and the site (omr-blog render).
 blog: setup
 	.venv/bin/omr-blog data --recipe $(RECIPE)
-	.venv/bin/omr-blog sweep --preset $(SWEEP_PRESET) --lanes $(SWEEP_LANES)
-	@mkdir -p runs/blog
-	@for nb in $(SECTIONS); do \
-	  echo "executing $$nb"; \
-	  .venv/bin/papermill --cwd nbs --progress-bar $$nb runs/blog/$$(basename $$nb) -p dataset omr-synth-$(RECIPE) || exit 1; \
-	done
-	.venv/bin/omr-blog render --deep-dives
+	.venv/bin/omr-blog sweep --preset $(SWEEP_PRESET) --lanes $(LANES)
+	.venv/bin/omr-blog render --sections omr-synth-$(RECIPE) --deep-dives --lanes $(LANES)
 	@echo "the post: _site/index.html (executed notebooks in runs/blog/)"
 
 # The shipped checkpoint of `omr-blog transcribe` (about 45 minutes on 2 cores; not part of make blog).

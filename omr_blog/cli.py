@@ -360,16 +360,21 @@ def add_render(sub):
                                     'with the site). Pages without an executed copy are shown from nbs/ with a note.')
     rd.add_argument('--executed', help='folder of executed notebooks (default runs/blog)')
     rd.add_argument('--out', help='site folder (default _site)')
-    rd.add_argument('--deep-dives', action='store_true', help='first execute the deep-dive pages into the executed folder (about 30 s; '
-                    'up-to-date copies are reused; cells flagged slow/gpu are left out)')
+    rd.add_argument('--sections', metavar='DATASET', help='first execute the landing page and the sections with papermill on this '
+                    'dataset (a name under data/, e.g. omr-synth-cpu-short, or a folder) into the executed folder, as make blog does')
+    rd.add_argument('--deep-dives', action='store_true', help='first execute the deep-dive pages into the executed folder (a minute or '
+                    'so; up-to-date copies are reused; cells flagged slow/gpu are left out)')
+    rd.add_argument('--lanes', type=int, default=1, metavar='N', help='notebooks executed at a time by --sections and --deep-dives '
+                    '(default 1; make blog uses 2)')
     rd.add_argument('--check', action='store_true', help='open every page in headless chromium; fail on console errors, undrawn figures, broken images')
     rd.add_argument('--screenshots', metavar='DIR', help='also save a screenshot of every page into DIR (implies --check)')
     rd.set_defaults(func=_cmd_render)
 
 def _cmd_render(a):
-    from omr_blog.publish import check_site, execute_deep_dives, render_site
+    from omr_blog.publish import check_site, execute_deep_dives, execute_sections, render_site
+    if a.sections: execute_sections(a.sections, a.executed, lanes=a.lanes)
     if a.deep_dives:
-        failed = [n for n, s in execute_deep_dives(a.executed).items() if s is None]
+        failed = [n for n, s in execute_deep_dives(a.executed, lanes=a.lanes).items() if s is None]
         for n in failed: print(f'omr-blog render: {n} failed to execute: its page shows prose and code only', file=sys.stderr)
     out = render_site(a.executed, a.out)
     print(f'{out}/index.html ({len(list(out.glob("*.html")))} pages)')

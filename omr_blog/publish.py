@@ -20,8 +20,8 @@ from .core import OmrBlogError, project_root, tqdm
 # %% auto #0
 __all__ = ['PLOTLY_MIME', 'PLOTLY_SCRIPT', 'NOT_RUN_FLAGS', 'CSS', 'CHROMIUM_FLAGS', 'Page', 'site_pages', 'PostRenderer',
            'markdown_html', 'clean_stream', 'output_html', 'highlight_python', 'cell_html', 'site_css',
-           'notebook_title', 'page_html', 'render_site', 'is_section', 'execute_deep_dives', 'chromium_path',
-           'check_site']
+           'notebook_title', 'page_html', 'render_site', 'is_section', 'execute_sections', 'execute_deep_dives',
+           'chromium_path', 'check_site']
 
 # %% ../nbs/07a_publish.ipynb #799e3dcb
 @dataclass
@@ -200,32 +200,70 @@ def is_section(source: str | Path) -> bool:
     "A page papermill runs in `make blog`: the landing page, and the notebooks with a parameters cell (the numbered sections)."
     return Path(source).name == 'index.ipynb' or '"parameters"' in (project_root()/source).read_text()
 
+def execute_sections(dataset: str, out: str | Path | None = None, lanes: int = 1, progress: bool = True, **parameters) -> None:
+    """Execute the landing page and the sections with papermill on `dataset` (and any other papermill `parameters`)
+    into `out` (default runs/blog/), `lanes` at a time, the landing page last: it shows a figure of Section 4.
+    Raises after all have run if any failed, naming each."""
+    import papermill as pm
+    from concurrent.futures import ThreadPoolExecutor
+    from papermill.utils import chdir
+    root = project_root()
+    out = Path(out or root/'runs'/'blog'); out.mkdir(parents=True, exist_ok=True)
+    pages = [p.source for p in site_pages()[1] if is_section(p.source)]
+    first, last = [s for s in pages if Path(s).name != 'index.ipynb'], [s for s in pages if Path(s).name == 'index.ipynb']
+    bar = tqdm(total=len(pages), desc='sections', unit='nb', disable=not progress)
+    def run(src: str) -> str | None:
+        try:
+            pm.execute_notebook(str(root/src), str(out/Path(src).name), cwd=str(root/'nbs'), kernel_name='python3',
+                                parameters=dict(dataset=str(dataset), **parameters), progress_bar=False)
+            return None
+        except Exception as e: return f"{Path(src).name}: {(str(e).strip().splitlines() or [type(e).__name__])[-1][:300]}"
+        finally: bar.update()
+    with chdir(root/'nbs'):   # papermill's own chdir restores the directory it found: from here, the same for every thread
+        with ThreadPoolExecutor(max(1, lanes)) as pool: errors = list(pool.map(run, first))   # independent: each reads records
+        errors += [run(s) for s in last]
+    bar.close()
+    if failed := [e for e in errors if e]: raise OmrBlogError('pages that failed under papermill: ' + '; '.join(failed))
+
 def _drop_timings(path: Path):
     "nbdev-test records each cell's seconds as a number where the notebook format wants strings: drop them, so the copy opens anywhere."
     nb = json.loads(path.read_text())
     for c in nb['cells']: c.get('metadata', {}).pop('execution', None)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
 
-def execute_deep_dives(out: str | Path | None = None, force: bool = False, progress: bool = True) -> dict[str, float | None]:
-    """Execute every deep-dive page of the sidebar in-process, skipping `NOT_RUN_FLAGS` cells, into `out` (default runs/blog/).
-    Returns seconds per notebook (None: failed; its page is then shown unexecuted). Up-to-date copies are reused."""
+def _execute_deep_dive(src: Path, dst: Path) -> float | None:
+    "Execute one deep dive beside its source (same working directory and relative paths) into `dst`: its seconds, None if it failed."
     from nbdev.test import test_nb
+    tmp = src.with_name(f'.executing-{src.name}')
+    shutil.copyfile(src, tmp)
+    try:
+        ok, secs = test_nb(tmp, skip_flags=list(NOT_RUN_FLAGS), save=True)
+        if ok: _drop_timings(tmp); shutil.move(tmp, dst)
+        else: dst.unlink(missing_ok=True)   # a stale copy must not stand in for a notebook that now fails
+        return secs if ok else None
+    finally: tmp.unlink(missing_ok=True)
+
+def execute_deep_dives(out: str | Path | None = None, force: bool = False, progress: bool = True, lanes: int = 1) -> dict[str, float | None]:
+    """Execute every deep-dive page of the sidebar, skipping `NOT_RUN_FLAGS` cells, into `out` (default runs/blog/), in
+    `lanes` worker processes (1: in this process). Returns seconds per notebook (None: failed; its page is then shown
+    unexecuted). Up-to-date copies are reused."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
     root = project_root()
     out = Path(out or root/'runs'/'blog'); out.mkdir(parents=True, exist_ok=True)
     code_time = max(f.stat().st_mtime for f in (root/'omr_blog').glob('*.py'))
-    todo = [root/p.source for p in site_pages()[1] if not is_section(p.source)]
-    times = {}
-    for src in tqdm(todo, desc='deep dives', unit='nb', disable=not progress):
-        dst = out/src.name
-        if not force and dst.exists() and dst.stat().st_mtime > max(src.stat().st_mtime, code_time): continue
-        tmp = src.with_name(f'.executing-{src.name}')   # beside its source: the same working directory and relative paths
-        shutil.copyfile(src, tmp)
-        try:
-            ok, secs = test_nb(tmp, skip_flags=list(NOT_RUN_FLAGS), save=True)
-            if ok: _drop_timings(tmp); shutil.move(tmp, dst)
-            else: dst.unlink(missing_ok=True)   # a stale copy must not stand in for a notebook that now fails
-            times[src.name] = secs if ok else None
-        finally: tmp.unlink(missing_ok=True)
+    todo = [src for src in (root/p.source for p in site_pages()[1] if not is_section(p.source))
+            if force or not (out/src.name).exists() or (out/src.name).stat().st_mtime <= max(src.stat().st_mtime, code_time)]
+    bar = tqdm(total=len(todo), desc='deep dives', unit='nb', disable=not progress)
+    if lanes <= 1:
+        times = {}
+        for src in todo: times[src.name] = _execute_deep_dive(src, out/src.name); bar.update()
+    else:   # fresh interpreters (spawn): forking a process that has started torch's threads can hang
+        with ProcessPoolExecutor(lanes, mp_context=mp.get_context('spawn')) as pool:
+            futures = {src.name: pool.submit(_execute_deep_dive, src, out/src.name) for src in todo}
+            for f in futures.values(): f.add_done_callback(lambda _: bar.update())
+            times = {name: f.result() for name, f in futures.items()}
+    bar.close()
     return times
 
 # %% ../nbs/07a_publish.ipynb #ebe7c814

@@ -123,7 +123,8 @@ def sweep(preset: str = SWEEP_PRESET, backbones=None, overrides: dict | None = N
         threads, free = max(1, torch.get_num_threads() // lanes), Queue()
         for lane in range(lanes): free.put(lane)
         if progress: print(f'== {preset}: {len(backbones)} runs, {lanes} at a time, {threads} thread(s) each', flush=True)
-        with ThreadPoolExecutor(lanes) as pool:
+        from papermill.utils import chdir
+        with chdir(project_root()), ThreadPoolExecutor(lanes) as pool:   # papermill's chdir restores what it found: the same here
             futures = {b: pool.submit(_run_in_lane, b, preset, overrides, threads, lanes, free, progress)
                        for b in longest_first(backbones, dest)}
             results = [futures[b].result() for b in backbones]   # the summary keeps the registry's order

@@ -28,9 +28,9 @@ from .tokenizer import tokenizer_path
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['HEADER_LINE', 'OUTPUTS', 'find_systems', 'crop_systems', 'paper_ratio', 'skew_angle', 'five_lines', 'has_staff',
-           'join_systems', 'sequence_confidence', 'transcribe_image', 'preview_png', 'musicxml_to_midi',
-           'write_outputs', 'default_checkpoint', 'export_checkpoint', 'TranscribeResult', 'transcribe']
+__all__ = ['HEADER_LINE', 'OUTPUTS', 'find_systems', 'crop_systems', 'paper_ratio', 'skew_angle', 'has_staff', 'join_systems',
+           'sequence_confidence', 'transcribe_image', 'preview_png', 'musicxml_to_midi', 'write_outputs',
+           'default_checkpoint', 'export_checkpoint', 'TranscribeResult', 'transcribe']
 
 # %% ../nbs/04a_transcribe.ipynb #5b5a5b51
 def _longest_run(row: np.ndarray) -> int:
@@ -90,14 +90,15 @@ def skew_angle(ink: np.ndarray, max_deg: float = 2.0, step: float = 0.1) -> floa
     sharpness = lambda a: float((np.asarray(m.rotate(a, resample=Image.Resampling.NEAREST), np.float32).sum(1) ** 2).sum())
     return float(max(sorted(np.round(np.arange(-max_deg, max_deg + 1e-9, step), 2), key=abs), key=sharpness))   # ties: 0
 
-def five_lines(ink: np.ndarray, prominence: float = 0.25, dense_rows: bool = True) -> bool:
-    """Whether an ink mask (H, W) has five equally spaced rows that stand out and run on (a staff line) between its
-    first and last inked column. `dense_rows`: a row mostly ink also counts as a line (whole images; a narrow window
-    of sensor noise has such rows by chance)."""
+def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25) -> bool:
+    "Whether the straightened, light-flattened image has five equally spaced dark rows (a staff) anywhere."
+    if im.mode == '1' and min(im.size) >= 32 and has_staff(im.convert('L').reduce(2)): return True   # dithered 1-bit scans: 2x2 means give the grey back
+    ink = paper_ratio(im) < ink_below
+    if not ink.any(): return False
+    if (a := skew_angle(ink)): ink = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).rotate(a, resample=Image.Resampling.NEAREST)) > 127
     cols = np.flatnonzero(ink.any(0))
-    if not len(cols): return False
     p = ink[:, cols[0]:cols[-1] + 1].mean(1)                                     # (H,) share of each row that is ink
-    line = lambda y: (dense_rows and p[y] >= 0.75) or _longest_run(ink[y, cols[0]:cols[-1] + 1]) >= 0.5 * len(cols)   # text breaks
+    line = lambda y: p[y] >= 0.75 or _longest_run(ink[y, cols[0]:cols[-1] + 1]) >= 0.5 * len(cols)   # a staff line runs on; text breaks
     for w in (3, 6, 12, 24):   # the valley between two lines is within w rows for some w, whatever the scale
         peaks = [y for y in range(1, len(p) - 1) if p[y] >= p[y - 1] and p[y] > p[y + 1]
                  and p[y] - max(p[max(0, y - w):y].min(), p[y + 1:y + 1 + w].min()) >= prominence and line(y)]
@@ -105,21 +106,6 @@ def five_lines(ink: np.ndarray, prominence: float = 0.25, dense_rows: bool = Tru
         for k in range(len(gaps) - 3):                                           # five lines: four near-equal gaps
             g = gaps[k:k + 4]
             if g.min() >= 3 and g.max() - g.min() <= max(2, 0.3 * g.min()): return True
-    return False
-
-def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25, min_window: int = 64) -> bool:
-    """Whether the straightened, light-flattened image has five equally spaced dark rows (a staff) anywhere: in the
-    whole width, or in a half, quarter or eighth of it (overlapping windows of at least `min_window` columns), because
-    on a noisy scan specks of ink reach the edges and a short staff is a small part of the width."""
-    if im.mode == '1' and min(im.size) >= 32 and has_staff(im.convert('L').reduce(2)): return True   # dithered 1-bit scans: 2x2 means give the grey back
-    ink = paper_ratio(im) < ink_below
-    if not ink.any(): return False
-    if (a := skew_angle(ink)): ink = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).rotate(a, resample=Image.Resampling.NEAREST)) > 127
-    if five_lines(ink, prominence): return True
-    for n in (2, 4, 8):
-        w = ink.shape[1] // n
-        if w < min_window: break
-        if any(five_lines(ink[:, x:x + w], prominence, dense_rows=False) for x in range(0, ink.shape[1] - w + 1, w // 2)): return True
     return False
 
 # %% ../nbs/04a_transcribe.ipynb #1d4d4272

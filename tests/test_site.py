@@ -1,13 +1,13 @@
 """The post as readers get it: the landing page and every section executed with papermill (tiny dataset), rendered
 by `omr-blog render`, and every page opened in headless Chromium. A console error, a plotly figure that did not
 draw, a broken image or a link to a missing page fails the test. Screenshots go to runs/site-screenshots/."""
-import re, subprocess, sys
+import re
 from pathlib import Path
 
 import pytest
 
 from omr_blog.core import project_root, runs_dir
-from omr_blog.publish import check_site, chromium_path, execute_deep_dives, render_site, site_pages
+from omr_blog.publish import check_site, chromium_path, execute_deep_dives, execute_sections, render_site, site_pages
 
 pytestmark = pytest.mark.slow   # trains, runs papermill or a browser: not in make test-fast
 
@@ -18,12 +18,10 @@ SECTIONS = ['nbs/index.ipynb'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT/
 @pytest.fixture(scope='module')
 def built(tmp_path_factory, tiny_dir):
     executed = tmp_path_factory.mktemp('executed')
-    for nb in SECTIONS:   # what make blog does, on the tiny dataset
-        r = subprocess.run([str(Path(sys.executable).parent/'papermill'), '--cwd', 'nbs', nb, str(executed/Path(nb).name),
-                            '-p', 'dataset', str(tiny_dir), '-p', 'save_figures', 'False'],
-                           cwd=ROOT, capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, f'{nb} failed under papermill:\n{r.stderr[-3000:]}'
-    failed = [n for n, s in execute_deep_dives(executed, progress=False).items() if s is None]   # as `omr-blog render --deep-dives`
+    # what make blog does (omr-blog render --sections --deep-dives --lanes 2), on the tiny dataset
+    execute_sections(tiny_dir, executed, lanes=2, progress=False, save_figures=False)
+    assert sorted(f.name for f in executed.glob('*.ipynb')) == sorted(Path(s).name for s in SECTIONS)
+    failed = [n for n, s in execute_deep_dives(executed, progress=False, lanes=2).items() if s is None]
     assert not failed, f'deep dives that failed to execute: {failed}'
     site = render_site(executed, tmp_path_factory.mktemp('site')/'_site')
     return site, executed

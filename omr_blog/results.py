@@ -12,12 +12,14 @@ import json
 from collections import Counter
 
 from .backbones import BACKBONES, get_spec
+from .config import same_config
 from .core import read_json, read_jsonl, results_dir
+from .levers import BOOKKEEPING
 from .metrics import abc_symbols, bootstrap_ser, distinct_share, paired_ser_difference
 from .train import flat_record
 
 # %% auto #0
-__all__ = ['load_runs', 'results_table', 'paired_differences', 'load_curve', 'load_predictions', 'gpu_result_dirs',
+__all__ = ['load_runs', 'results_table', 'paired_differences', 'load_curve', 'load_predictions', 'gpu_result_dirs', 'rerun_table',
            'gpu_step_rows', 'failure_groups', 'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
@@ -59,6 +61,18 @@ def gpu_result_dirs() -> list:
         return isinstance(rec, dict) and bool(((rec.get('provenance') or {}).get('hardware') or {}).get('gpu'))
     root = results_dir()
     return [d for d in sorted(p for p in root.iterdir() if p.is_dir()) if any(on_gpu(f) for f in d.rglob('*.json'))] if root.exists() else []
+
+# %% ../nbs/04_results.ipynb #d7a1c0e2
+def rerun_table(preset: str, rerun: str) -> list[dict]:
+    """Each backbone trained twice on the same recipe (records under results/<preset>/ and results/<rerun>/ whose configs
+    agree but for bookkeeping): its test music SER in both, the move between them, and the half-width of the first
+    one's bootstrap interval for scale. Backbones missing from either, or trained differently, are left out."""
+    first, second = ({r['backbone']: r for r in results_table(p) if r['status'] == 'ok'} for p in (preset, rerun))
+    runs, reruns = load_runs(preset), load_runs(rerun)
+    return [{'backbone': n, 'title': a['title'], 'ser': a['test_music_ser'], 'rerun_ser': b['test_music_ser'],
+             'moved': b['test_music_ser'] - a['test_music_ser'], 'half_width': (a['test_music_ser_hi'] - a['test_music_ser_lo']) / 2}
+            for n, a in first.items() if (b := second.get(n)) and a['test_music_ser'] is not None and b['test_music_ser'] is not None
+            and same_config(runs[n].get('config'), reruns[n].get('config'), ignore=BOOKKEEPING)]
 
 # %% ../nbs/04_results.ipynb #ddd83878
 def gpu_step_rows(rec: dict, batch: int = 8) -> list[dict]:

@@ -85,8 +85,8 @@ def _last_step(log: Path) -> int:
 
 def _run_in_lane(b: str, preset: str, overrides: dict | None, threads: int, lanes: int, free: Queue, progress: bool) -> dict:
     "One run in the first free lane; that lane's progress bar follows the run's log.jsonl (the kernel trains, this thread watches)."
+    cfg = make_config(preset, b, **(overrides or {}))   # a bad override fails here, before it holds a lane
     lane = free.get()
-    cfg = make_config(preset, b, **(overrides or {}))
     log = (Path(cfg.out_dir) if cfg.out_dir else runs_dir()/preset/b)/'log.jsonl'
     bar = tqdm(total=cfg.max_steps, desc=f'{b:16s}', unit='step', position=lane, leave=True, disable=not progress, dynamic_ncols=True)
     done = threading.Event()

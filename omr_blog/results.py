@@ -20,7 +20,7 @@ from .train import flat_record
 
 # %% auto #0
 __all__ = ['load_runs', 'results_table', 'paired_differences', 'load_curve', 'load_predictions', 'gpu_result_dirs', 'rerun_table',
-           'gpu_step_rows', 'failure_groups', 'group_error']
+           'rank_swaps', 'gpu_step_rows', 'failure_groups', 'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
 def load_runs(preset: str) -> dict[str, dict]:
@@ -73,6 +73,11 @@ def rerun_table(preset: str, rerun: str) -> list[dict]:
              'moved': b['test_music_ser'] - a['test_music_ser'], 'half_width': (a['test_music_ser_hi'] - a['test_music_ser_lo']) / 2}
             for n, a in first.items() if (b := second.get(n)) and a['test_music_ser'] is not None and b['test_music_ser'] is not None
             and same_config(runs[n].get('config'), reruns[n].get('config'), ignore=BOOKKEEPING)]
+
+def rank_swaps(twice: list[dict]) -> list[tuple[str, str]]:
+    "The pairs of backbones (titles, the first run's better one first) that `rerun_table`'s second run ranks the other way."
+    first, again = ([r['title'] for r in sorted(twice, key=lambda r: r[k])] for k in ('ser', 'rerun_ser'))
+    return [(a, b) for i, a in enumerate(first) for b in first[i + 1:] if again.index(a) > again.index(b)]
 
 # %% ../nbs/04_results.ipynb #ddd83878
 def gpu_step_rows(rec: dict, batch: int = 8) -> list[dict]:

@@ -19,3 +19,6 @@ def test_trained_twice_pairs_runs_of_one_recipe_and_measures_the_move(tmp_path, 
     assert 'convnext_tiny' not in rows and 'resnet50' in rows and len(rows) == 6
     assert abs(rows['resnet50']['moved'] - 0.05) < 1e-9 and all(r['moved'] == 0 for n, r in rows.items() if n != 'resnet50')
     assert all(r['half_width'] > 0 for r in rows.values())
+    assert R.rank_swaps(list(rows.values())) == []   # +0.05 leaves ResNet-50 first
+    rows['resnet50']['rerun_ser'] += 1   # now last in the second run: ahead of every other before, behind after
+    assert R.rank_swaps(list(rows.values())) == [('ResNet-50', r['title']) for r in sorted(rows.values(), key=lambda r: r['ser'])[1:]]

@@ -200,28 +200,29 @@ def is_section(source: str | Path) -> bool:
     "A page papermill runs in `make blog`: the landing page, and the notebooks with a parameters cell (the numbered sections)."
     return Path(source).name == 'index.ipynb' or '"parameters"' in (project_root()/source).read_text()
 
-def execute_sections(dataset: str, out: str | Path | None = None, lanes: int = 1, progress: bool = True, **parameters) -> None:
+def execute_sections(dataset: str, out: str | Path | None = None, lanes: int = 1, progress: bool = True,
+                     timeout: int | None = None, **parameters) -> None:
     """Execute the landing page and the sections with papermill on `dataset` (and any other papermill `parameters`)
     into `out` (default runs/blog/), `lanes` at a time, the landing page last: it shows a figure of Section 4.
-    Raises after all have run if any failed, naming each."""
+    `timeout`: seconds a cell may run. Raises after all have run if any failed, naming each."""
     import papermill as pm
-    from concurrent.futures import ThreadPoolExecutor
     from papermill.utils import chdir
+    from omr_blog.sweep import in_lanes
     root = project_root()
-    out = Path(out or root/'runs'/'blog'); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out or root/'runs'/'blog').resolve(); out.mkdir(parents=True, exist_ok=True)   # papermill writes from nbs/
     pages = [p.source for p in site_pages()[1] if is_section(p.source)]
     first, last = [s for s in pages if Path(s).name != 'index.ipynb'], [s for s in pages if Path(s).name == 'index.ipynb']
     bar = tqdm(total=len(pages), desc='sections', unit='nb', disable=not progress)
     def run(src: str) -> str | None:
         try:
             pm.execute_notebook(str(root/src), str(out/Path(src).name), cwd=str(root/'nbs'), kernel_name='python3',
-                                parameters=dict(dataset=str(dataset), **parameters), progress_bar=False)
+                                parameters=dict(dataset=str(Path(dataset).resolve()) if Path(dataset).exists() else dataset, **parameters),
+                                progress_bar=False, execution_timeout=timeout)
             return None
         except Exception as e: return f"{Path(src).name}: {(str(e).strip().splitlines() or [type(e).__name__])[-1][:300]}"
         finally: bar.update()
     with chdir(root/'nbs'):   # papermill's own chdir restores the directory it found: from here, the same for every thread
-        with ThreadPoolExecutor(max(1, lanes)) as pool: errors = list(pool.map(run, first))   # independent: each reads records
-        errors += [run(s) for s in last]
+        errors = list(in_lanes(run, first, max(1, lanes)).values()) + [run(s) for s in last]   # the sections are independent
     bar.close()
     if failed := [e for e in errors if e]: raise OmrBlogError('pages that failed under papermill: ' + '; '.join(failed))
 
@@ -250,7 +251,7 @@ def execute_deep_dives(out: str | Path | None = None, force: bool = False, progr
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
     root = project_root()
-    out = Path(out or root/'runs'/'blog'); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out or root/'runs'/'blog').resolve(); out.mkdir(parents=True, exist_ok=True)
     code_time = max(f.stat().st_mtime for f in (root/'omr_blog').glob('*.py'))
     todo = [src for src in (root/p.source for p in site_pages()[1] if not is_section(p.source))
             if force or not (out/src.name).exists() or (out/src.name).stat().st_mtime <= max(src.stat().st_mtime, code_time)]

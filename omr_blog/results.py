@@ -65,14 +65,16 @@ def gpu_result_dirs() -> list:
 # %% ../nbs/04_results.ipynb #d7a1c0e2
 def rerun_table(preset: str, rerun: str) -> list[dict]:
     """Each backbone trained twice on the same recipe (records under results/<preset>/ and results/<rerun>/ whose configs
-    agree but for bookkeeping): its test music SER in both, the move between them, and the half-width of the first
-    one's bootstrap interval for scale. Backbones missing from either, or trained differently, are left out."""
+    agree but for bookkeeping, both run to the same step without the time guard stopping them): its test music SER in
+    both, the move between them, and the half-width of the first one's bootstrap interval for scale. Backbones missing
+    from either, or trained differently, are left out."""
     first, second = ({r['backbone']: r for r in results_table(p) if r['status'] == 'ok'} for p in (preset, rerun))
     runs, reruns = load_runs(preset), load_runs(rerun)
     return [{'backbone': n, 'title': a['title'], 'ser': a['test_music_ser'], 'rerun_ser': b['test_music_ser'],
              'moved': b['test_music_ser'] - a['test_music_ser'], 'half_width': (a['test_music_ser_hi'] - a['test_music_ser_lo']) / 2}
             for n, a in first.items() if (b := second.get(n)) and a['test_music_ser'] is not None and b['test_music_ser'] is not None
-            and same_config(runs[n].get('config'), reruns[n].get('config'), ignore=BOOKKEEPING)]
+            and same_config(runs[n].get('config'), reruns[n].get('config'), ignore=BOOKKEEPING)
+            and runs[n].get('steps') == reruns[n].get('steps') and not (runs[n].get('stopped_by_time_budget') or reruns[n].get('stopped_by_time_budget'))]
 
 def rank_swaps(twice: list[dict]) -> list[tuple[str, str]]:
     "The pairs of backbones (titles, the first run's better one first) that `rerun_table`'s second run ranks the other way."

@@ -21,8 +21,8 @@ from .core import OmrBlogError, atomic_path, project_root, provenance, read_json
 from .train import flat_record, is_done
 
 # %% auto #0
-__all__ = ['TRAIN_NOTEBOOK', 'SWEEP_PRESET', 'run_backbone', 'summarize', 'commit_run_record', 'longest_first', 'sweep',
-           'machine_share']
+__all__ = ['TRAIN_NOTEBOOK', 'SWEEP_PRESET', 'run_backbone', 'summarize', 'commit_run_record', 'in_lanes', 'longest_first',
+           'sweep', 'machine_share']
 
 # %% ../nbs/03h_sweep.ipynb #4c6be687
 TRAIN_NOTEBOOK = 'nbs/experiments/train_backbone.ipynb'
@@ -72,6 +72,17 @@ def commit_run_record(result: dict, run: Path, dest: Path, name: str | None = No
         if src.exists():
             with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
 
+def in_lanes(fn, items: list, lanes: int) -> dict:
+    "fn(item) for every item, `lanes` at a time in threads: {item: result}. Ctrl-C cancels the items not yet started."
+    pool = ThreadPoolExecutor(lanes)
+    try:
+        futures = {x: pool.submit(fn, x) for x in items}
+        results = {x: f.result() for x, f in futures.items()}
+    except BaseException:   # Ctrl-C (which also stops the running kernels): start nothing more
+        pool.shutdown(wait=False, cancel_futures=True); raise
+    pool.shutdown()
+    return results
+
 def longest_first(backbones: list[str], dest: Path) -> list[str]:
     "The order that ends the lanes together: by the training seconds of the last committed records, unknown ones first."
     def seconds(b):
@@ -79,29 +90,29 @@ def longest_first(backbones: list[str], dest: Path) -> list[str]:
         return rec.get('train_seconds') or float('inf')
     return sorted(backbones, key=seconds, reverse=True)
 
-def _last_step(log: Path) -> int:
+def _last_step(log: Path) -> int | None:
     try: return json.loads(log.read_text().splitlines()[-1])['step']
-    except (OSError, IndexError, ValueError, KeyError): return 0   # not started, or a line being written
+    except (OSError, IndexError, ValueError, KeyError): return None   # not started, or a line being written
 
 def _run_in_lane(b: str, preset: str, overrides: dict | None, threads: int, lanes: int, free: Queue, progress: bool) -> dict:
     "One run in the first free lane; that lane's progress bar follows the run's log.jsonl (the kernel trains, this thread watches)."
     cfg = make_config(preset, b, **(overrides or {}))   # a bad override fails here, before it holds a lane
-    lane = free.get()
     log = (Path(cfg.out_dir) if cfg.out_dir else runs_dir()/preset/b)/'log.jsonl'
-    bar = tqdm(total=cfg.max_steps, desc=f'{b:16s}', unit='step', position=lane, leave=True, disable=not progress, dynamic_ncols=True)
-    done = threading.Event()
-    def watch():
-        while not done.wait(2):
-            bar.n = min(_last_step(log), cfg.max_steps)
-            bar.set_postfix_str('evaluating' if bar.n >= cfg.max_steps else '', refresh=True)
-    watcher = threading.Thread(target=watch, daemon=True); watcher.start()
-    result = {'status': 'failed'}
-    try: result = run_backbone(b, preset, overrides, progress=False, threads=threads, lanes=lanes)
-    finally:
-        done.set(); watcher.join()
-        bar.n = result.get('steps') or bar.n
-        bar.set_postfix_str(result.get('status', '')); bar.close()
-        free.put(lane)
+    lane, result, done = free.get(), {'status': 'failed'}, threading.Event()
+    try:
+        bar = tqdm(total=cfg.max_steps, desc=f'{b:16s}', unit='step', position=lane, leave=True, disable=not progress, dynamic_ncols=True)
+        def watch():
+            while not done.wait(2):
+                if (step := _last_step(log)) is None: continue
+                bar.n = min(step, cfg.max_steps)   # a resumed run's log goes on from its checkpoint's step
+                bar.set_postfix_str('evaluating' if bar.n >= cfg.max_steps else '', refresh=True)
+        watcher = threading.Thread(target=watch, daemon=True); watcher.start()
+        try: result = run_backbone(b, preset, overrides, progress=False, threads=threads, lanes=lanes)
+        finally:
+            done.set(); watcher.join()
+            bar.n = result.get('steps') or bar.n
+            bar.set_postfix_str(result.get('status', '')); bar.close()
+    finally: free.put(lane)
     return result
 
 def sweep(preset: str = SWEEP_PRESET, backbones=None, overrides: dict | None = None, dest: str | Path | None = None,
@@ -124,10 +135,10 @@ def sweep(preset: str = SWEEP_PRESET, backbones=None, overrides: dict | None = N
         for lane in range(lanes): free.put(lane)
         if progress: print(f'== {preset}: {len(backbones)} runs, {lanes} at a time, {threads} thread(s) each', flush=True)
         from papermill.utils import chdir
-        with chdir(project_root()), ThreadPoolExecutor(lanes) as pool:   # papermill's chdir restores what it found: the same here
-            futures = {b: pool.submit(_run_in_lane, b, preset, overrides, threads, lanes, free, progress)
-                       for b in longest_first(backbones, dest)}
-            results = [futures[b].result() for b in backbones]   # the summary keeps the registry's order
+        with chdir(project_root()):   # papermill's chdir restores what it found: the same directory for every thread
+            results = in_lanes(lambda b: _run_in_lane(b, preset, overrides, threads, lanes, free, progress),
+                               longest_first(backbones, dest), lanes)
+        results = [results[b] for b in backbones]   # the summary keeps the registry's order
     rows = summarize(results)
     dest.mkdir(parents=True, exist_ok=True)
     for r in results:

@@ -19,7 +19,7 @@ SECTIONS = ['nbs/index.ipynb'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT/
 def built(tmp_path_factory, tiny_dir):
     executed = tmp_path_factory.mktemp('executed')
     # what make blog does (omr-blog render --sections --deep-dives --lanes 2), on the tiny dataset
-    execute_sections(tiny_dir, executed, lanes=2, progress=False, save_figures=False)
+    execute_sections(tiny_dir, executed, lanes=2, progress=False, timeout=900, save_figures=False)
     assert sorted(f.name for f in executed.glob('*.ipynb')) == sorted(Path(s).name for s in SECTIONS)
     failed = [n for n, s in execute_deep_dives(executed, progress=False, lanes=2).items() if s is None]
     assert not failed, f'deep dives that failed to execute: {failed}'

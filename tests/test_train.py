@@ -148,3 +148,16 @@ def test_a_checkpoint_of_older_training_code_is_not_resumed(tiny_dir, tmp_path, 
     r = train(cfg, progress=False)
     assert 'older training code; starting over' in capsys.readouterr().err
     assert r['steps'] == 10 and 'marker' not in (tmp_path/'log.jsonl').read_text()   # a fresh log: the run started over
+
+def test_in_lanes_keeps_order_and_an_interrupt_starts_nothing_more():
+    "The sweep's and the pages' pool: results by item whatever finishes first; Ctrl-C cancels what has not started."
+    import threading
+    from omr_blog.sweep import in_lanes
+    assert in_lanes(lambda x: (time.sleep(0.05 * (3 - x)), x * x)[1], [0, 1, 2], 2) == {0: 0, 1: 1, 2: 4}
+    ran, gate = [], threading.Event()
+    def fn(x):
+        ran.append(x); gate.wait(5); return x
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()   # Ctrl-C reaches the main thread, waiting on the first item
+    with pytest.raises(KeyboardInterrupt): in_lanes(fn, ['a', 'b', 'c', 'd'], 1)
+    gate.set(); time.sleep(0.2)
+    assert ran == ['a']

@@ -19,7 +19,7 @@ from .train import flat_record
 
 # %% auto #0
 __all__ = ['LEVER_BACKBONE', 'LEVER_PRESET', 'LEVER_BUDGET', 'PLATEAU_EXIT', 'LEVERS', 'BOOKKEEPING', 'lever_dir', 'run_levers',
-           'plateau_exit', 'lever_table']
+           'plateau_exit', 'sweep_partner', 'lever_table']
 
 # %% ../nbs/03l_levers.ipynb #d0c728e4
 LEVER_BACKBONE, LEVER_PRESET = 'resnet50', 'cpu-tiny'
@@ -132,6 +132,18 @@ def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT, window: int =
 # how a run is watched and stopped, not what it learns: runs that differ only here train alike
 BOOKKEEPING = {'out_dir', 'eval_every', 'omr_ned_samples', 'wandb', 'time_budget_s'}
 
+def sweep_partner(rec: dict, change: dict, sweep_preset: str = SWEEP_PRESET) -> str | None:
+    """The results/ folder whose run of the lever's backbone trained like the lever run but for its change: the sweep's,
+    or its rerun's (`<sweep>-rerun`). One with the same torch threads is preferred: the thread count alone moves a tiny
+    model's test SER by a few hundredths (Section 4, "Trained twice"), as much as some levers do."""
+    alike = []
+    for d in (sweep_preset, f'{sweep_preset}-rerun'):
+        f = results_dir(d)/f"{rec.get('backbone')}.json"
+        if f.exists() and same_config(rec.get('config', {}), (other := json.loads(f.read_text())).get('config', {}),
+                                      ignore=(*BOOKKEEPING, *(k for k in change if k not in ('preset', 'backbone')))):
+            alike.append((other.get('threads') != rec.get('threads'), d))
+    return min(alike)[1] if alike else None
+
 def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
     """One row per lever run (a run never recorded is 'missing'), with its SER interval and its paired difference to the
     baseline, or, for a run on the sweep's test strips, to the sweep's own run of the same backbone when the two train
@@ -145,15 +157,14 @@ def lever_table(sweep_preset: str = SWEEP_PRESET) -> list[dict]:
         ci = bootstrap_ser(preds) if preds else {}
         same_strips = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in base]
         diff = paired_ser_difference(preds, base) if same_strips and name != 'baseline' else {}
-        f = results_dir(sweep_preset)/f"{r.get('backbone')}.json"
-        alike = f.exists() and same_config(r.get('config', {}), json.loads(f.read_text()).get('config', {}),
-                                           ignore=(*BOOKKEEPING, *(k for k in change if k not in ('preset', 'backbone'))))
-        sweep = read_jsonl(results_dir(sweep_preset)/'predictions'/f"{r.get('backbone')}-test.jsonl") if alike else []
+        ref = sweep_partner(r, change, sweep_preset)
+        sweep = read_jsonl(results_dir(ref)/'predictions'/f"{r.get('backbone')}-test.jsonl") if ref else []
         on_sweep = bool(preds) and [p['filename'] for p in preds] == [p['filename'] for p in sweep]
         vs_sweep = paired_ser_difference(preds, sweep) if on_sweep else {}
         rows.append({'run': name, 'change': change, **flat_record(r), **plateau_exit(read_jsonl(lever_dir()/'logs'/f'{name}.jsonl')),
                      'samples': round(r['samples_per_s'] * r['train_seconds']) if r.get('samples_per_s') and r.get('train_seconds') else None,
                      'test_music_ser_lo': ci.get('lo'), 'test_music_ser_hi': ci.get('hi'), 'distinct': distinct_share(preds),
                      'vs_baseline': diff.get('difference'), 'vs_baseline_supported': diff.get('supported'),
-                     'vs_sweep': vs_sweep.get('difference'), 'vs_sweep_supported': vs_sweep.get('supported')})
+                     'vs_sweep': vs_sweep.get('difference'), 'vs_sweep_supported': vs_sweep.get('supported'),
+                     'vs_sweep_records': ref if vs_sweep else None})
     return rows

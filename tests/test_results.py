@@ -22,3 +22,17 @@ def test_trained_twice_pairs_runs_of_one_recipe_and_measures_the_move(tmp_path, 
     assert R.rank_swaps(list(rows.values())) == []   # +0.05 leaves ResNet-50 first
     rows['resnet50']['rerun_ser'] += 1   # now last in the second run: ahead of every other before, behind after
     assert R.rank_swaps(list(rows.values())) == [('ResNet-50', r['title']) for r in sorted(rows.values(), key=lambda r: r['ser'])[1:]]
+
+def test_a_lever_is_paired_with_the_sweep_recipe_on_as_many_threads(tmp_path, monkeypatch):
+    "The thread count alone moves a tiny model's numbers: a lever run is compared with the same recipe on its own thread count."
+    from omr_blog import levers as L
+    rec = json.loads((results_dir('cpu-short')/'resnet50.json').read_text())
+    for d, threads in (('cpu-short', 1), ('cpu-short-rerun', 2)):
+        (tmp_path/d).mkdir(); (tmp_path/d/'resnet50.json').write_text(json.dumps({**rec, 'threads': threads}))
+    monkeypatch.setattr(L, 'results_dir', lambda *parts: tmp_path.joinpath(*parts))
+    lever = {**rec, 'config': {**rec['config'], 'memory_norm': 'instance'}}
+    change = {'backbone': 'resnet50', 'preset': 'cpu-short', 'memory_norm': 'instance'}
+    assert L.sweep_partner({**lever, 'threads': 2}, change, 'cpu-short') == 'cpu-short-rerun'
+    assert L.sweep_partner({**lever, 'threads': 1}, change, 'cpu-short') == 'cpu-short'
+    assert L.sweep_partner({**lever, 'threads': 4}, change, 'cpu-short') in ('cpu-short', 'cpu-short-rerun')   # none alike in threads: still paired
+    assert L.sweep_partner({**lever, 'threads': 2}, {'backbone': 'resnet50'}, 'cpu-short') is None   # a change the lever does not declare

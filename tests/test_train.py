@@ -157,7 +157,10 @@ def test_in_lanes_keeps_order_and_an_interrupt_starts_nothing_more():
     ran, gate = [], threading.Event()
     def fn(x):
         ran.append(x); gate.wait(5); return x
-    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()   # Ctrl-C reaches the main thread, waiting on the first item
-    with pytest.raises(KeyboardInterrupt): in_lanes(fn, ['a', 'b', 'c', 'd'], 1)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # a shell's background job starts with SIGINT ignored
+    try:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()   # Ctrl-C reaches the main thread, waiting on the first item
+        with pytest.raises(KeyboardInterrupt): in_lanes(fn, ['a', 'b', 'c', 'd'], 1)
+    finally: signal.signal(signal.SIGINT, previous)
     gate.set(); time.sleep(0.2)
     assert ran == ['a']

@@ -17,8 +17,9 @@ from omr_blog.cli import _parse_sets
 from omr_blog.config import make_config, resolve_precision
 from omr_blog.train import adamw, batch_loss, load_training_data, mixed_precision, optimizer_step
 
-def memorise(backbone: str, strips: int, steps: int, preset: str, blank: bool = False, **overrides) -> tuple[float, float, float]:
-    "Mean training loss over the first and the last 50 steps on the same `strips` strips, and the seconds it took."
+def cycling_steps(backbone: str, strips: int, preset: str, blank: bool = False, **overrides):
+    """The sweep's recipe on the same `strips` training strips, cycled: a function that takes optimizer step `s` and
+    returns its loss (benchmarks/sweep_lanes.py times the same steps)."""
     cfg = make_config(preset, backbone, **overrides)
     torch.manual_seed(0)
     data, tok, _ = load_training_data(cfg)
@@ -27,13 +28,19 @@ def memorise(backbone: str, strips: int, steps: int, preset: str, blank: bool = 
     model = build_model(cfg, tok).train()
     opt = adamw(model, cfg.lr, cfg.weight_decay)
     amp = resolve_precision(cfg.precision, torch.device('cpu'))
-    losses, t = [], time.perf_counter()
-    for s in range(steps):
+    def step(s: int) -> float:
         b = collate([ds[(s * cfg.batch_size + j) % strips] for j in range(cfg.batch_size)])
         if blank: b['images'] = torch.ones_like(b['images'])   # white paper: the labels alone
         with mixed_precision(torch.device('cpu'), amp): loss, _ = batch_loss(model, b, tok)
         opt.zero_grad(); loss.backward(); optimizer_step(model, opt, None, cfg.grad_clip)
-        losses.append(loss.item())
+        return loss.item()
+    return step
+
+def memorise(backbone: str, strips: int, steps: int, preset: str, blank: bool = False, **overrides) -> tuple[float, float, float]:
+    "Mean training loss over the first and the last 50 steps on the same `strips` strips, and the seconds it took."
+    step = cycling_steps(backbone, strips, preset, blank, **overrides)
+    t = time.perf_counter()
+    losses = [step(s) for s in range(steps)]
     w = min(50, steps)
     return sum(losses[:w]) / w, sum(losses[-w:]) / w, time.perf_counter() - t
 

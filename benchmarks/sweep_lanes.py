@@ -8,25 +8,12 @@ two lanes (`omr-blog sweep --lanes 2`) because on 2 cores a tiny model barely us
 import argparse, json, subprocess, sys, time
 import torch
 from omr_blog.backbones import BACKBONES
-from omr_blog.batching import Collate, ImageSpec, OmrDataset
-from omr_blog.checkpoints import build_model
-from omr_blog.config import make_config, resolve_precision
-from omr_blog.train import adamw, batch_loss, load_training_data, mixed_precision, optimizer_step
+from memorise import cycling_steps   # the sweep's recipe on a few strips, cycled (this folder)
 
 def time_steps(backbone: str, steps: int, threads: int) -> float:
     "Seconds per optimizer step of the sweep's recipe, after 5 warm-up steps, with `threads` intra-op threads."
     torch.set_num_threads(threads)
-    cfg = make_config('cpu-short', backbone)
-    torch.manual_seed(0)
-    data, tok, _ = load_training_data(cfg)
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width)
-    ds, collate = OmrDataset(data['train'].select(range(64)), tok, spec, cfg.decoder.max_len), Collate(spec, tok.pad_id)
-    model = build_model(cfg, tok).train()
-    opt, amp = adamw(model, cfg.lr, cfg.weight_decay), resolve_precision(cfg.precision, torch.device('cpu'))
-    def step(s):
-        b = collate([ds[(s * cfg.batch_size + j) % 64] for j in range(cfg.batch_size)])
-        with mixed_precision(torch.device('cpu'), amp): loss, _ = batch_loss(model, b, tok)
-        opt.zero_grad(); loss.backward(); optimizer_step(model, opt, None, cfg.grad_clip)
+    step = cycling_steps(backbone, 64, 'cpu-short')
     for s in range(5): step(s)
     t = time.perf_counter()
     for s in range(steps): step(s)

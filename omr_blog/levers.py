@@ -19,7 +19,7 @@ from .train import flat_record
 
 # %% auto #0
 __all__ = ['LEVER_BACKBONE', 'LEVER_PRESET', 'LEVER_BUDGET', 'PLATEAU_EXIT', 'LEVERS', 'BOOKKEEPING', 'lever_dir', 'run_levers',
-           'plateau_exit', 'sweep_partner', 'lever_table']
+           'plateau_exit', 'trained_alike', 'sweep_partner', 'lever_table']
 
 # %% ../nbs/03l_levers.ipynb #d0c728e4
 LEVER_BACKBONE, LEVER_PRESET = 'resnet50', 'cpu-tiny'
@@ -132,6 +132,11 @@ def plateau_exit(log: list[dict], threshold: float = PLATEAU_EXIT, window: int =
 # how a run is watched and stopped, not what it learns: runs that differ only here train alike
 BOOKKEEPING = {'out_dir', 'eval_every', 'omr_ned_samples', 'wandb', 'time_budget_s'}
 
+def trained_alike(a: dict, b: dict, change: dict | None = None) -> bool:
+    "Whether two run records trained alike: the same config but for bookkeeping and the fields `change` names (a lever's)."
+    return same_config(a.get('config') or {}, b.get('config') or {},
+                       ignore=(*BOOKKEEPING, *(k for k in (change or {}) if k not in ('preset', 'backbone'))))
+
 def sweep_partner(rec: dict, change: dict, sweep_preset: str = SWEEP_PRESET) -> str | None:
     """The results/ folder whose run of the lever's backbone trained like the lever run but for its change: the sweep's,
     or its rerun's (`<sweep>-rerun`). One with the same torch threads is preferred: the thread count alone moves a tiny
@@ -139,8 +144,7 @@ def sweep_partner(rec: dict, change: dict, sweep_preset: str = SWEEP_PRESET) -> 
     alike = []
     for d in (sweep_preset, f'{sweep_preset}-rerun'):
         f = results_dir(d)/f"{rec.get('backbone')}.json"
-        if f.exists() and same_config(rec.get('config', {}), (other := json.loads(f.read_text())).get('config', {}),
-                                      ignore=(*BOOKKEEPING, *(k for k in change if k not in ('preset', 'backbone')))):
+        if f.exists() and trained_alike(rec, other := json.loads(f.read_text()), change):
             alike.append((other.get('threads') != rec.get('threads'), d))
     return min(alike)[1] if alike else None
 

@@ -12,9 +12,8 @@ import json
 from collections import Counter
 
 from .backbones import BACKBONES, get_spec
-from .config import same_config
 from .core import read_json, read_jsonl, results_dir
-from .levers import BOOKKEEPING
+from .levers import trained_alike
 from .metrics import abc_symbols, bootstrap_ser, distinct_share, paired_ser_difference
 from .train import flat_record
 
@@ -73,7 +72,7 @@ def rerun_table(preset: str, rerun: str) -> list[dict]:
     return [{'backbone': n, 'title': a['title'], 'ser': a['test_music_ser'], 'rerun_ser': b['test_music_ser'],
              'moved': b['test_music_ser'] - a['test_music_ser'], 'half_width': (a['test_music_ser_hi'] - a['test_music_ser_lo']) / 2}
             for n, a in first.items() if (b := second.get(n)) and a['test_music_ser'] is not None and b['test_music_ser'] is not None
-            and same_config(runs[n].get('config'), reruns[n].get('config'), ignore=BOOKKEEPING)
+            and trained_alike(runs[n], reruns[n])
             and runs[n].get('steps') == reruns[n].get('steps') and not (runs[n].get('stopped_by_time_budget') or reruns[n].get('stopped_by_time_budget'))]
 
 def rank_swaps(twice: list[dict]) -> list[tuple[str, str]]:

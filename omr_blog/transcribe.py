@@ -61,8 +61,10 @@ def find_systems(im: Image.Image, contrast: int = 20, min_gap: int = 3, staff_ro
     for t, b in bands:
         c = np.flatnonzero(ink[t:b].any(0))
         width = c[-1] - c[0] + 1
-        staff_rows = sum(_longest_run(r) >= staff_row_share * width for r in ink[t:b])   # rows that are a staff line
-        if staff_rows >= 4 and width >= 0.1 * page_width: systems.append((int(t + y0), int(b + y0)))
+        is_line = np.array([_longest_run(r) >= staff_row_share * width for r in ink[t:b]])   # rows that are a staff line
+        runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], is_line.astype(np.int8), [0]]))))[::2]   # (n,) their thicknesses
+        lines = int((runs <= max(4, 0.1 * (b - t))).sum())          # thin ones: lines, not a solid block (a shadow, a dark object)
+        if lines >= 4 and width >= 0.1 * page_width: systems.append((int(t + y0), int(b + y0)))
     return systems
 
 def crop_systems(im: Image.Image, pad: int = 6, bands: list[tuple[int, int]] | None = None) -> list[Image.Image]:
@@ -72,16 +74,20 @@ def crop_systems(im: Image.Image, pad: int = 6, bands: list[tuple[int, int]] | N
     return [im.crop((0, max(0, t - pad), im.width, min(im.height, b + pad))) for t, b in bands]
 
 # %% ../nbs/04a_transcribe.ipynb #2c715b59
-def paper_ratio(im: Image.Image, block: int = 8) -> np.ndarray:
-    "Each pixel's grey level over the brightest paper near it (1 = paper), horizontally smoothed against sensor noise."
+def paper_ratio(im: Image.Image, block: int = 8, smooth: int = 5) -> np.ndarray:
+    "Each pixel's grey level over the paper around it (1 = paper), averaged along rows over `smooth` pixels against sensor noise."
     g = to_rgb(im).convert('L')
     W, H = g.size
-    small = g.reduce(block) if min(W, H) >= 2 * block else g                     # block means: mostly paper
-    bg = np.asarray(small.filter(ImageFilter.MaxFilter(5)).resize((W, H), Image.Resampling.BILINEAR), np.float32)
-    r = np.where(bg >= 64, np.asarray(g, np.float32) / np.maximum(bg, 1.0), 2.0)   # no paper nearby (black): never ink
-    k = 5   # a mean along rows keeps a staff line's darkness and averages noise away
-    c = np.cumsum(np.pad(r, ((0, 0), (k // 2 + 1, k // 2)), mode='edge'), axis=1)
-    return (c[:, k:] - c[:, :-k]) / k
+    a = np.asarray(g, np.float32)                                                # (H, W)
+    if min(W, H) >= 2 * block:   # the paper level of each block: its median (a staff line or a speck does not move it), then the
+        hb, wb = H // block, W // block   # median of 3x3 blocks (nor does a notehead) and the brightest of 3x3 of those (nor a beam
+        med = np.median(a[:hb * block, :wb * block].reshape(hb, block, wb, block), axis=(1, 3))   # group): near, so light falling off stays level
+        small = Image.fromarray(med.round().astype(np.uint8)).filter(ImageFilter.MedianFilter(3)).filter(ImageFilter.MaxFilter(3))
+    else: small = g.filter(ImageFilter.MaxFilter(5))
+    bg = np.asarray(small.resize((W, H), Image.Resampling.BILINEAR), np.float32)
+    r = np.where(bg >= 64, a / np.maximum(bg, 1.0), 2.0)                         # no paper nearby (black): never ink
+    c = np.cumsum(np.pad(r, ((0, 0), (smooth // 2 + 1, smooth // 2)), mode='edge'), axis=1)   # a mean along rows keeps a line's darkness
+    return (c[:, smooth:] - c[:, :-smooth]) / smooth
 
 def skew_angle(ink: np.ndarray, max_deg: float = 2.0, step: float = 0.1) -> float:
     "The small rotation (degrees) after which the ink's row profile is sharpest: staff lines horizontal."
@@ -90,22 +96,45 @@ def skew_angle(ink: np.ndarray, max_deg: float = 2.0, step: float = 0.1) -> floa
     sharpness = lambda a: float((np.asarray(m.rotate(a, resample=Image.Resampling.NEAREST), np.float32).sum(1) ** 2).sum())
     return float(max(sorted(np.round(np.arange(-max_deg, max_deg + 1e-9, step), 2), key=abs), key=sharpness))   # ties: 0
 
-def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25) -> bool:
-    "Whether the straightened, light-flattened image has five equally spaced dark rows (a staff) anywhere."
+def _rotated(mask: np.ndarray, degrees: float) -> np.ndarray:
+    return np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).rotate(degrees, resample=Image.Resampling.NEAREST)) > 127
+
+def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25, thin: float = 0.4) -> bool:
+    "Whether the straightened, light-flattened image has a staff: exactly five equally spaced, thin, unbroken dark rows."
     if im.mode == '1' and min(im.size) >= 32 and has_staff(im.convert('L').reduce(2)): return True   # dithered 1-bit scans: 2x2 means give the grey back
-    ink = paper_ratio(im) < ink_below
+    ratio = paper_ratio(im)
+    ink, ink_raw = ratio < ink_below, paper_ratio(im, smooth=1) < ink_below      # (H, W): averaged along rows, and pixel by pixel
     if not ink.any(): return False
-    if (a := skew_angle(ink)): ink = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).rotate(a, resample=Image.Resampling.NEAREST)) > 127
-    cols = np.flatnonzero(ink.any(0))
-    p = ink[:, cols[0]:cols[-1] + 1].mean(1)                                     # (H,) share of each row that is ink
-    line = lambda y: p[y] >= 0.75 or _longest_run(ink[y, cols[0]:cols[-1] + 1]) >= 0.5 * len(cols)   # a staff line runs on; text breaks
+    dark = np.clip(1 - ratio, 0, 1).astype(np.float32)                           # (H, W): how much darker than the paper
+    if (a := skew_angle(ink)):
+        ink, ink_raw = _rotated(ink, a), _rotated(ink_raw, a)
+        dark = np.asarray(Image.fromarray(dark, mode='F').rotate(a, resample=Image.Resampling.BILINEAR))
+    cols = np.flatnonzero(ink.sum(0) >= 4)                                       # the music's columns: a speck of noise is not one
+    if len(cols) < 16: return False
+    x, width = slice(cols[0], cols[-1] + 1), cols[-1] - cols[0] + 1
+    p, darkness = ink[:, x].mean(1), dark[:, x].mean(1)                          # (H,) share of each row that is ink; its mean darkness
+    line = lambda y: p[y] >= 0.75 or _longest_run(ink[y, x]) >= 0.5 * width     # a staff line runs on; text breaks
+    unbroken = lambda y: _longest_run(ink_raw[max(0, y - 1):y + 2, x].any(0)) >= 0.5 * width   # even without the mean along rows
+    def thickness(y: int, floor: float) -> int:   # rows around a line darker than halfway between it and the paper between lines
+        y = max(range(max(0, y - 1), min(len(darkness), y + 2)), key=darkness.__getitem__)
+        half, t, b = (darkness[y] + floor) / 2, y, y
+        while t > 0 and darkness[t - 1] >= half: t -= 1
+        while b < len(darkness) - 1 and darkness[b + 1] >= half: b += 1
+        return b - t + 1
     for w in (3, 6, 12, 24):   # the valley between two lines is within w rows for some w, whatever the scale
         peaks = [y for y in range(1, len(p) - 1) if p[y] >= p[y - 1] and p[y] > p[y + 1]
                  and p[y] - max(p[max(0, y - w):y].min(), p[y + 1:y + 1 + w].min()) >= prominence and line(y)]
         gaps = np.diff(peaks)
         for k in range(len(gaps) - 3):                                           # five lines: four near-equal gaps
             g = gaps[k:k + 4]
-            if g.min() >= 3 and g.max() - g.min() <= max(2, 0.3 * g.min()): return True
+            spacing, tol = g.mean(), max(2, 0.3 * g.min())
+            if g.min() < 3 or np.ptp(g) > tol: continue
+            if any(0 <= j < len(gaps) and abs(gaps[j] - spacing) <= tol for j in (k - 1, k + 4)): continue   # a sixth: ruled paper
+            ys = peaks[k:k + 5]
+            floor = max(darkness[ys[i]:ys[i + 1] + 1].min() for i in range(4))
+            if np.median([thickness(y, floor) for y in ys]) > max(4, thin * spacing): continue   # lines of text are thick bands
+            if spacing >= 12 and not all(unbroken(y) for y in ys): continue   # large enough to see that text breaks between letters
+            return True
     return False
 
 # %% ../nbs/04a_transcribe.ipynb #1d4d4272

@@ -19,15 +19,15 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
-from .render import (have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond, render_pages,
+from .render import (have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond_many, render_pages,
                             render_systems, sample_abcm2ps_style, sample_style)
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['RECIPES', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'HELDOUT_ENGRAVERS', 'HELDOUT_FORMAT', 'BuildConfig',
-           'musicxml_excerpts', 'piece_records', 'select_pieces', 'dataset_path', 'build_dataset', 'info_dataset',
-           'dataset_fingerprint', 'load_pdmx_synth', 'resolve_dataset_dir', 'load_omr_dataset', 'build_report',
-           'dataset_record', 'build_heldout']
+__all__ = ['RECIPES', 'SPLITS', 'DATA_FORMAT_VERSION', 'PDMX_SYNTH_HUB_ID', 'HELDOUT_ENGRAVERS', 'HELDOUT_FORMAT',
+           'LILYPOND_BATCH', 'BuildConfig', 'musicxml_excerpts', 'piece_records', 'select_pieces', 'dataset_path',
+           'build_dataset', 'info_dataset', 'dataset_fingerprint', 'load_pdmx_synth', 'resolve_dataset_dir',
+           'load_omr_dataset', 'build_report', 'dataset_record', 'build_heldout']
 
 # %% ../nbs/01c_dataset.ipynb #bf3d113a
 @dataclass
@@ -321,8 +321,12 @@ def dataset_record(name: str, ds_dir: Path) -> dict:
 HELDOUT_ENGRAVERS = ('lilypond',)
 HELDOUT_FORMAT = 2   # bump when the held-out rendering changes (2: Verovio-like margins): older builds are rebuilt
 
-def _lilypond_record(rec: dict) -> dict:
-    return {**rec, 'image': _png(render_musicxml_lilypond(rec['musicxml']))}
+LILYPOND_BATCH = 10   # systems per LilyPond process: its start-up is paid once for all of them
+
+def _lilypond_records(recs: list[dict]) -> list[dict | str]:
+    "Each record with its LilyPond image instead of Verovio's, or the cause it could not be engraved."
+    ims = render_musicxml_lilypond_many([r['musicxml'] for r in recs])
+    return [f'{type(im).__name__}: {im}' if isinstance(im, Exception) else {**r, 'image': _png(im)} for r, im in zip(recs, ims)]
 
 def build_heldout(name_or_path: str | Path = 'omr-synth-cpu', engraver: str = 'lilypond', n: int | None = None,
                   workers: int | None = None, progress: bool = True) -> Path:
@@ -338,12 +342,19 @@ def build_heldout(name_or_path: str | Path = 'omr-synth-cpu', engraver: str = 'l
         return out
     raw = test.cast_column('image', _features()['image'].__class__(decode=False))
     tasks = [{k: v for k, v in raw[i].items() if k != 'image'} for i in range(len(raw) if n is None else min(n, len(raw)))]
-    t0, done, failures = time.time(), {}, Counter()
+    t0, done, failures, alone = time.time(), {}, Counter(), []
+    batches = [list(range(k, min(k + LILYPOND_BATCH, len(tasks)))) for k in range(0, len(tasks), LILYPOND_BATCH)]
     with tqdm(total=len(tasks), desc=f'{engraver}: {src.name} test', unit='img', disable=not progress) as bar:
-        for r in isolated_map(_lilypond_record, tasks, workers=workers or BuildConfig().workers, timeout=120):
-            if r.ok: done[r.index] = r.value
-            else: failures[r.error.split(':')[0]] += 1   # 'crash', 'timeout' or the exception's type
-            bar.update(1)
+        def engrave(batches: list[list[int]]):
+            for r in isolated_map(_lilypond_records, [[tasks[i] for i in b] for b in batches], workers=workers or BuildConfig().workers, timeout=120):
+                b = batches[r.index]
+                if not r.ok and len(b) > 1: alone.extend(b); continue   # a crash or a timeout: its systems are tried one by one
+                for i, v in zip(b, r.value if r.ok else [r.error]):
+                    if isinstance(v, dict): done[i] = v
+                    else: failures[v.split(':')[0]] += 1   # 'crash', 'timeout' or the exception's type
+                bar.update(len(b))
+        engrave(batches)
+        engrave([[i] for i in alone])
     from datasets import Dataset, DatasetDict
     dd = DatasetDict({'test': Dataset.from_list([done[i] for i in sorted(done)], features=_features())})
     tmp = out/'hf.tmp'

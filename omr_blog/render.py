@@ -20,7 +20,7 @@ from .core import OmrBlogError
 # %% auto #0
 __all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'with_breaks', 'verovio_toolkit', 'rasterize', 'render_systems',
            'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper', 'render_abc_abcm2ps',
-           'have_lilypond', 'render_musicxml_lilypond']
+           'have_lilypond', 'render_musicxml_lilypond_many', 'render_musicxml_lilypond']
 
 # %% ../nbs/01b_render.ipynb #f99c7aa5
 MUSIC_FONTS = ('Leipzig', 'Bravura', 'Leland', 'Petaluma', 'Gootville')
@@ -163,21 +163,42 @@ def render_abc_abcm2ps(abc: str, zoom: float = 1.0, background: int = 255, timeo
 # %% ../nbs/01b_render.ipynb #61f38c87
 def have_lilypond() -> bool: return shutil.which('lilypond') is not None and shutil.which('musicxml2ly') is not None
 
-def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int = 12, vmargin: float = 0.6,
-                             timeout: float = 60) -> Image.Image:
-    """Engrave one MusicXML excerpt with LilyPond (musicxml2ly, then a cropped PNG), titles and tagline dropped; grey 'L' image.
+def _lilypond_source(musicxml: str, ly: Path, timeout: float):
+    "`ly`: the excerpt in LilyPond's language (musicxml2ly), without its title block and tagline, on one long line."
+    xml = ly.with_suffix('.musicxml'); xml.write_text(musicxml)
+    try: r = subprocess.run(['musicxml2ly', '-o', str(ly), str(xml)], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired: raise ValueError(f'musicxml2ly took over {timeout:.0f} s') from None
+    if not ly.exists(): raise ValueError(f'musicxml2ly failed: {r.stderr.decode(errors="replace")[-200:]}')
+    src = re.sub(r'\\header \{.*?\n    \}\n', '', ly.read_text(), count=1, flags=re.S)   # the title block
+    ly.write_text(src + '\n\\header { tagline = ##f }\n\\paper { indent = 0 line-width = 300\\mm ragged-right = ##t }\n')
+
+def render_musicxml_lilypond_many(musicxmls: list[str], resolution: int = 200, border: int = 12, vmargin: float = 0.6,
+                                  timeout: float = 60) -> list[Image.Image | ValueError]:
+    """Engrave MusicXML excerpts with one LilyPond process (it spends seconds starting, well under one per excerpt):
+    for each, its grey 'L' image, titles and tagline dropped, or the ValueError that says why it failed. A LilyPond
+    process that runs over `timeout` seconds per excerpt raises subprocess.TimeoutExpired for all of them.
     `vmargin`: white above and below, each a share of the engraved height, so the staff takes about the share of the strip
     that it takes in Verovio's strips: the held-out split then changes the engraving, not the scale."""
     if not have_lilypond(): raise OmrBlogError('LilyPond is not installed (`apt-get install lilypond`: it provides musicxml2ly too)')
+    out: list = [None] * len(musicxmls)
     with tempfile.TemporaryDirectory() as d:
-        d = Path(d); (d/'in.musicxml').write_text(musicxml)
-        r = subprocess.run(['musicxml2ly', '-o', str(d/'in.ly'), str(d/'in.musicxml')], capture_output=True, timeout=timeout)
-        if not (d/'in.ly').exists(): raise ValueError(f'musicxml2ly failed: {r.stderr.decode(errors="replace")[-200:]}')
-        ly = re.sub(r'\\header \{.*?\n    \}\n', '', (d/'in.ly').read_text(), count=1, flags=re.S)   # the title block
-        (d/'in.ly').write_text(ly + '\n\\header { tagline = ##f }\n\\paper { indent = 0 line-width = 300\\mm ragged-right = ##t }\n')
-        r = subprocess.run(['lilypond', '-s', '-dcrop', f'-dresolution={resolution}', '--png', '-o', str(d/'out'), str(d/'in.ly')],
-                           capture_output=True, timeout=timeout, cwd=d)
-        png = d/'out.cropped.png'
-        if not png.exists(): raise ValueError(f'lilypond failed: {r.stderr.decode(errors="replace")[-200:]}')
-        im = Image.open(png).convert('L')
-    return add_paper(im, border, vmargin)   # LilyPond's crop is tight: give it paper
+        d = Path(d)
+        for i, xml in enumerate(musicxmls):
+            try: _lilypond_source(xml, d/f'in{i}.ly', timeout)
+            except ValueError as e: out[i] = e
+        todo = [i for i, o in enumerate(out) if o is None]
+        if todo:   # each in<i>.ly gives in<i>.cropped.png; one that fails leaves none and LilyPond goes on with the next
+            r = subprocess.run(['lilypond', '-s', '-dcrop', f'-dresolution={resolution}', '--png', *[f'in{i}.ly' for i in todo]],
+                               capture_output=True, timeout=timeout * len(todo), cwd=d)
+        for i in todo:
+            png = d/f'in{i}.cropped.png'
+            if not png.exists(): out[i] = ValueError(f'lilypond failed: {r.stderr.decode(errors="replace")[-200:]}'); continue
+            out[i] = add_paper(Image.open(png).convert('L'), border, vmargin)   # LilyPond's crop is tight: give it paper
+    return out
+
+def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int = 12, vmargin: float = 0.6,
+                             timeout: float = 60) -> Image.Image:
+    "Engrave one MusicXML excerpt with LilyPond (`render_musicxml_lilypond_many` of one); raises ValueError when it cannot."
+    im = render_musicxml_lilypond_many([musicxml], resolution, border, vmargin, timeout)[0]
+    if isinstance(im, ValueError): raise im
+    return im

@@ -103,24 +103,35 @@ def test_heldout_engraver_errors_are_one_line(monkeypatch, tmp_path):
     assert not any(tmp_path.iterdir())
 
 def test_heldout_counts_what_lilypond_cannot_engrave(monkeypatch, tmp_path):
-    "A system that fails to engrave is left out and counted; the rest keep their labels."
+    "A system that fails to engrave is left out and counted; one that kills its LilyPond batch costs only itself."
     import shutil
     import omr_blog.dataset as ds
     src = tmp_path/'omr-synth-tiny'
     tiny = ds.resolve_dataset_dir('omr-synth-tiny', fallback_tiny=True)
     shutil.copytree(tiny/'hf', src/'hf'); shutil.copy(tiny/'report.json', src)
     from PIL import Image
-    def fake(musicxml):
-        if 'FAIL' in musicxml: raise ValueError('lilypond failed: syntax error')
-        return Image.new('L', (60, 20), 255)
-    monkeypatch.setattr(ds, 'have_lilypond', lambda: True)
-    monkeypatch.setattr(ds, 'render_musicxml_lilypond', fake)
     test = ds.load_omr_dataset(src)['test']
-    bad = test[1]['filename']
-    monkeypatch.setattr(ds, '_lilypond_record', lambda rec: {**rec, 'image': ds._png(fake('FAIL' if rec['filename'] == bad else rec['musicxml']))})
-    held = ds.build_heldout(src, n=4, workers=1, progress=False)
+    bad, deadly = test[1]['musicxml'], test[4]['musicxml']
+    assert len(set(test['musicxml'][:6])) == 6
+    def fake(musicxmls):
+        if deadly in musicxmls: os._exit(1)   # LilyPond dying takes its whole batch with it
+        return [ValueError('lilypond failed: syntax error') if x == bad else Image.new('L', (60, 20), 255) for x in musicxmls]
+    monkeypatch.setattr(ds, 'have_lilypond', lambda: True)
+    monkeypatch.setattr(ds, 'render_musicxml_lilypond_many', fake)
+    monkeypatch.setattr(ds, 'LILYPOND_BATCH', 3)
+    held = ds.build_heldout(src, n=6, workers=1, progress=False)
     h = ds.load_omr_dataset(held)['test']
-    assert len(h) == 3 and bad not in h['filename'] and ds.build_report(held)['failures_by_cause'] == {'test:ValueError': 1}
+    assert h['filename'] == [test[i]['filename'] for i in (0, 2, 3, 5)] and h['transcription'] == [test[i]['transcription'] for i in (0, 2, 3, 5)]
+    assert ds.build_report(held)['failures_by_cause'] == {'test:ValueError': 1, 'test:crash': 1}
+
+@pytest.mark.skipif(shutil.which('lilypond') is None, reason='LilyPond is installed by make setup')
+def test_one_lilypond_process_engraves_a_batch_as_separate_calls_would(tiny):
+    "A batch gives each excerpt the image a call of its own gives, and a bad excerpt its own error, not the batch's."
+    from omr_blog.render import render_musicxml_lilypond, render_musicxml_lilypond_many
+    good = tiny['test']['musicxml'][:2]
+    batch = render_musicxml_lilypond_many([good[0], '<not-musicxml/>', good[1]])
+    assert isinstance(batch[1], ValueError)
+    for im, xml in zip((batch[0], batch[2]), good): assert im.tobytes() == render_musicxml_lilypond(xml).tobytes()
 
 @pytest.mark.skipif(shutil.which('abcm2ps') is None, reason='abcm2ps is installed by make setup')
 def test_engraver_mix_changes_training_strips_only_and_keeps_labels():

@@ -148,3 +148,4 @@ gpu-suite:
 benchmarks: setup
 	.venv/bin/python benchmarks/render_throughput.py
 	.venv/bin/python benchmarks/loader_throughput.py
+	.venv/bin/python benchmarks/staff_check.py

@@ -121,9 +121,11 @@ def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25
         while t > 0 and darkness[t - 1] >= half: t -= 1
         while b < len(darkness) - 1 and darkness[b + 1] >= half: b += 1
         return b - t + 1
-    for w in (3, 6, 12, 24):   # the valley between two lines is within w rows for some w, whatever the scale
-        peaks = [y for y in range(1, len(p) - 1) if p[y] >= p[y - 1] and p[y] > p[y + 1]
-                 and p[y] - max(p[max(0, y - w):y].min(), p[y + 1:y + 1 + w].min()) >= prominence and line(y)]
+    deep = [(p, lambda y, valley: p[y] - valley >= prominence),   # lines in the share of ink, or for a blurred staff, whose
+            (darkness, lambda y, valley: darkness[y] - valley >= max(0.02, prominence * darkness[y]))]   # lines merge there, in the darkness
+    for (q, deep_enough), w in [(d, w) for d in deep for w in (3, 6, 12, 24)]:   # the valley between two lines is within w rows for some w
+        peaks = [y for y in range(1, len(q) - 1) if q[y] >= q[y - 1] and q[y] > q[y + 1]
+                 and deep_enough(y, max(q[max(0, y - w):y].min(), q[y + 1:y + 1 + w].min())) and line(y)]
         gaps = np.diff(peaks)
         for k in range(len(gaps) - 3):                                           # five lines: four near-equal gaps
             g = gaps[k:k + 4]

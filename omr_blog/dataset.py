@@ -7,7 +7,7 @@ Docs: https://omr-blog.github.io/omr_blog/dataset.html.md"""
 
 # %% ../nbs/01c_dataset.ipynb #633c7d5a
 from __future__ import annotations
-import copy, fcntl, io, json, os, random, shutil, time
+import copy, fcntl, io, json, os, random, shutil, subprocess, time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from functools import partial
@@ -20,7 +20,7 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
 from .render import (have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond_many, render_pages,
-                            render_systems, sample_abcm2ps_style, sample_style)
+                            render_pages_abcm2ps, render_systems, sample_abcm2ps_style, sample_style)
 from .workers import isolated_map
 
 # %% auto #0
@@ -40,7 +40,7 @@ class BuildConfig:
     val: int = 300
     test: int = 300
     domain_shift: bool = True       # also engrave the test images with abcm2ps (split 'test_abcm2ps')
-    abcm2ps_share: float = 0.0      # training systems engraved by abcm2ps (its own layout options) instead of Verovio
+    abcm2ps_share: float = 0.0      # training systems (or pages) engraved by abcm2ps (its own layout options) instead of Verovio
     max_staves: int = 1             # one-staff pieces only: the CPU models read short strips
     min_staves: int = 1
     collections: tuple[str, ...] = ()  # only pieces whose id starts with one of these (empty: all)
@@ -62,8 +62,9 @@ RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are
     # the default checkpoint's data: the cpu build's pieces, test and validation strips, with 30% of the training
     # strips engraved by abcm2ps in its own varied layouts (LilyPond stays held out for testing)
     'cpu-engravers': BuildConfig(name='omr-synth-cpu-engravers', abcm2ps_share=0.3),
+    # the GPU presets' whole pages, 30% of the training pages laid out and engraved by abcm2ps
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
-                         max_staves=99, max_systems_per_piece=10**9),
+                         max_staves=99, max_systems_per_piece=10**9, abcm2ps_share=0.3),
     # Section 2's CTC lesson: chorales and masses reduced to two-part chords on one staff (no abcm2ps split)
     'chords': BuildConfig(name='omr-synth-chords', train=2000, val=200, test=200, domain_shift=False, min_staves=4, max_staves=6,
                           collections=('bach/', 'palestrina/'), chord_parts=2, max_systems_per_piece=6),
@@ -117,7 +118,13 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     if cfg.granularity == 'pages':
         pages = render_pages(piece.musicxml, style)
         if len(pages) != 1: return {'failed': 'more_than_one_page'}
-        out['records'].append(dict(image=_png(pages[0]), transcription=piece.abc, filename=ref.piece_id, musicxml=piece.musicxml))
+        page = pages[0]
+        if split == 'train' and random.Random(f'{cfg.seed}:engraver:{ref.piece_id}').random() < cfg.abcm2ps_share:
+            try:   # the same piece on a page of the same size, laid out by abcm2ps; Verovio's page stays if it needs two
+                other = render_pages_abcm2ps(piece.raw_abc, page.size, sample_abcm2ps_style(f'{cfg.seed}:{ref.piece_id}'), style.background)
+                if len(other) == 1: page = other[0]
+            except (ValueError, OSError, subprocess.TimeoutExpired): pass
+        out['records'].append(dict(image=_png(page), transcription=piece.abc, filename=ref.piece_id, musicxml=piece.musicxml))
         return out
     images = render_systems(piece.musicxml, style, cfg.bars_per_system)
     if len(images) != piece.layout.n_systems: return {'failed': 'render_layout_mismatch'}

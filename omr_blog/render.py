@@ -20,7 +20,7 @@ from .core import OmrBlogError
 # %% auto #0
 __all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'with_breaks', 'verovio_toolkit', 'rasterize', 'render_systems',
            'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper', 'render_abc_abcm2ps',
-           'have_lilypond', 'render_musicxml_lilypond_many', 'render_musicxml_lilypond']
+           'render_pages_abcm2ps', 'have_lilypond', 'render_musicxml_lilypond_many', 'render_musicxml_lilypond']
 
 # %% ../nbs/01b_render.ipynb #f99c7aa5
 MUSIC_FONTS = ('Leipzig', 'Bravura', 'Leland', 'Petaluma', 'Gootville')
@@ -159,6 +159,24 @@ def render_abc_abcm2ps(abc: str, zoom: float = 1.0, background: int = 255, timeo
     if vmargin is not None: im = add_paper(im, vmargin=vmargin)
     if background < 255: im = Image.fromarray((np.asarray(im, dtype=np.float32) * (background / 255.0)).round().astype(np.uint8))
     return im
+
+# %% ../nbs/01b_render.ipynb #45e649a1
+def render_pages_abcm2ps(abc: str, size: tuple[int, int], style: Abcm2psStyle | None = None, background: int = 255,
+                         timeout: float = 20) -> list[Image.Image]:
+    "Whole pages of one ABC tune engraved by abcm2ps (title included), each `size` = (width, height) pixels."
+    if not have_abcm2ps(): raise OmrBlogError('abcm2ps is not installed (run `make setup`, or `apt-get install abcm2ps`)')
+    w, h = size
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d)/'tune.abc'   # a page of Verovio's proportions: its width and height in the same ratio
+        src.write_text(f'%%pagewidth {29.7 * w / h:.3f}cm\n%%pageheight 29.7cm\n' + (style.directives() if style else '') + abc + '\n')
+        r = subprocess.run(['abcm2ps', '-q', '-v', '-O', str(Path(d)/'page.svg'), str(src)], capture_output=True, timeout=timeout)
+        svgs = sorted(Path(d).glob('page*.svg'))   # -v: one SVG per page
+        if not svgs: raise ValueError(f'abcm2ps failed: {r.stderr.decode(errors="replace")[:200]}')
+        pages = []
+        for svg in (s.read_text() for s in svgs):
+            im = rasterize(svg, w / float(re.search(r'width="([\d.]+)px"', svg).group(1)), background)
+            pages.append(im if im.size == (w, h) else im.resize((w, h), Image.Resampling.LANCZOS))   # a pixel of rounding
+    return pages
 
 # %% ../nbs/01b_render.ipynb #61f38c87
 def have_lilypond() -> bool: return shutil.which('lilypond') is not None and shutil.which('musicxml2ly') is not None

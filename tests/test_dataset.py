@@ -124,6 +124,22 @@ def test_heldout_counts_what_lilypond_cannot_engrave(monkeypatch, tmp_path):
     assert h['filename'] == [test[i]['filename'] for i in (0, 2, 3, 5)] and h['transcription'] == [test[i]['transcription'] for i in (0, 2, 3, 5)]
     assert ds.build_report(held)['failures_by_cause'] == {'test:ValueError': 1, 'test:crash': 1}
 
+@pytest.mark.skipif(shutil.which('abcm2ps') is None, reason='abcm2ps is installed by make setup')
+def test_page_dataset_trains_on_abcm2ps_pages_of_verovio_size_with_the_same_labels():
+    "pages: a share of the training pages laid out by abcm2ps (same size as Verovio's page, same label); test pages stay Verovio's."
+    from omr_blog.dataset import piece_records, select_pieces
+    from PIL import Image
+    import io
+    assert RECIPES['pages'].abcm2ps_share == 0.3
+    plain, mixed = replace(RECIPES['pages'], abcm2ps_share=0.0), replace(RECIPES['pages'], abcm2ps_share=1.0)
+    refs = [r for r in select_pieces(plain)['train'] if r.staves_hint == 1][:3]
+    a, b = ([r for ref in refs for r in piece_records(ref, 'train', cfg).get('records', [])] for cfg in (plain, mixed))
+    assert len(a) >= 2 and [r['transcription'] for r in a] == [r['transcription'] for r in b]
+    size = lambda r: Image.open(io.BytesIO(r['image'])).size
+    assert all(x['image'] != y['image'] and size(x) == size(y) for x, y in zip(a, b))
+    t = next(r for r in select_pieces(plain)['test'] if r.staves_hint == 1)
+    assert piece_records(t, 'test', plain)['records'] == piece_records(t, 'test', mixed)['records']
+
 @pytest.mark.skipif(shutil.which('lilypond') is None, reason='LilyPond is installed by make setup')
 def test_one_lilypond_process_engraves_a_batch_as_separate_calls_would(tiny):
     "A batch gives each excerpt the image a call of its own gives, and a bad excerpt its own error, not the batch's."

@@ -232,8 +232,9 @@ def _drop_timings(path: Path):
     for c in nb['cells']: c.get('metadata', {}).pop('execution', None)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
 
-def _execute_deep_dive(src: Path, dst: Path) -> float | None:
-    "Execute one deep dive beside its source (same working directory and relative paths) into `dst`: its seconds, None if it failed."
+def _execute_deep_dive(out: Path, src: Path) -> float | None:
+    "Execute one deep dive beside its source (same working directory and relative paths) into `out`: its seconds, None if it failed."
+    dst = out/src.name
     from nbdev.test import test_nb
     tmp = src.with_name(f'.executing-{src.name}')
     shutil.copyfile(src, tmp)
@@ -246,26 +247,22 @@ def _execute_deep_dive(src: Path, dst: Path) -> float | None:
 
 def execute_deep_dives(out: str | Path | None = None, force: bool = False, progress: bool = True, lanes: int = 1) -> dict[str, float | None]:
     """Execute every deep-dive page of the sidebar, skipping `NOT_RUN_FLAGS` cells, into `out` (default runs/blog/), in
-    `lanes` worker processes (1: in this process). Returns seconds per notebook (None: failed; its page is then shown
+    `lanes` worker processes (fresh interpreters; Ctrl-C starts no more). Returns seconds per notebook (None: failed; its page is then shown
     unexecuted). Up-to-date copies are reused."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+    from omr_blog.sweep import in_lanes
     root = project_root()
     out = Path(out or root/'runs'/'blog').resolve(); out.mkdir(parents=True, exist_ok=True)
     code_time = max(f.stat().st_mtime for f in (root/'omr_blog').glob('*.py'))
     todo = [src for src in (root/p.source for p in site_pages()[1] if not is_section(p.source))
             if force or not (out/src.name).exists() or (out/src.name).stat().st_mtime <= max(src.stat().st_mtime, code_time)]
     bar = tqdm(total=len(todo), desc='deep dives', unit='nb', disable=not progress)
-    if lanes <= 1:
-        times = {}
-        for src in todo: times[src.name] = _execute_deep_dive(src, out/src.name); bar.update()
-    else:   # fresh interpreters (spawn): forking a process that has started torch's threads can hang
-        with ProcessPoolExecutor(lanes, mp_context=mp.get_context('spawn')) as pool:
-            futures = {src.name: pool.submit(_execute_deep_dive, src, out/src.name) for src in todo}
-            for f in futures.values(): f.add_done_callback(lambda _: bar.update())
-            times = {name: f.result() for name, f in futures.items()}
+    spawned = partial(ProcessPoolExecutor, mp_context=mp.get_context('spawn'))   # fresh interpreters: forking a process that has started torch's threads can hang
+    times = in_lanes(partial(_execute_deep_dive, out), todo, max(1, lanes), executor=spawned, done=lambda _: bar.update())
     bar.close()
-    return times
+    return {src.name: s for src, s in times.items()}
 
 # %% ../nbs/07a_publish.ipynb #ebe7c814
 CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

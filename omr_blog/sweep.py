@@ -72,11 +72,14 @@ def commit_run_record(result: dict, run: Path, dest: Path, name: str | None = No
         if src.exists():
             with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
 
-def in_lanes(fn, items: list, lanes: int) -> dict:
-    "fn(item) for every item, `lanes` at a time in threads: {item: result}. Ctrl-C cancels the items not yet started."
-    pool = ThreadPoolExecutor(lanes)
+def in_lanes(fn, items: list, lanes: int, executor=ThreadPoolExecutor, done=None) -> dict:
+    """fn(item) for every item, `lanes` at a time (threads, or the workers of another `executor` class): {item: result};
+    `done(future)` as each finishes. Ctrl-C cancels the items not yet started."""
+    pool = executor(lanes)
     try:
         futures = {x: pool.submit(fn, x) for x in items}
+        for f in futures.values():
+            if done: f.add_done_callback(done)
         results = {x: f.result() for x, f in futures.items()}
     except BaseException:   # Ctrl-C (which also stops the running kernels): start nothing more
         pool.shutdown(wait=False, cancel_futures=True); raise

@@ -164,3 +164,13 @@ def test_in_lanes_keeps_order_and_an_interrupt_starts_nothing_more():
     finally: signal.signal(signal.SIGINT, previous)
     gate.set(); time.sleep(0.2)
     assert ran == ['a']
+
+def test_in_lanes_runs_in_spawned_processes_for_the_deep_dives():
+    "The deep dives' pool is the same function with processes (fresh interpreters): results by item, one callback each."
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+    from omr_blog.sweep import in_lanes
+    finished = []
+    got = in_lanes(abs, [-3, 2, -1], 2, executor=partial(ProcessPoolExecutor, mp_context=mp.get_context('spawn')), done=finished.append)
+    assert got == {-3: 3, 2: 2, -1: 1} and len(finished) == 3

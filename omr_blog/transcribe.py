@@ -79,9 +79,12 @@ def paper_ratio(im: Image.Image, block: int = 8, smooth: int = 5) -> np.ndarray:
     g = to_rgb(im).convert('L')
     W, H = g.size
     a = np.asarray(g, np.float32)                                                # (H, W)
-    if min(W, H) >= 2 * block:   # the paper level of each block: its median (a staff line or a speck does not move it), then the
-        hb, wb = H // block, W // block   # median of 3x3 blocks (nor does a notehead) and the brightest of 3x3 of those (nor a beam
-        med = np.median(a[:hb * block, :wb * block].reshape(hb, block, wb, block), axis=(1, 3))   # group): near, so light falling off stays level
+    # the paper level of each block: its median (a staff line or a speck does not move it), then the median of 3x3 blocks
+    # (nor does a notehead) and the brightest of 3x3 of those (nor does a beam group); taken near, so that light falling
+    # off across a scan stays level (a wider maximum is brighter than the paper under it)
+    if min(W, H) >= 2 * block:
+        hb, wb = H // block, W // block
+        med = np.median(a[:hb * block, :wb * block].reshape(hb, block, wb, block), axis=(1, 3))   # (H // block, W // block)
         small = Image.fromarray(med.round().astype(np.uint8)).filter(ImageFilter.MedianFilter(3)).filter(ImageFilter.MaxFilter(3))
     else: small = g.filter(ImageFilter.MaxFilter(5))
     bg = np.asarray(small.resize((W, H), Image.Resampling.BILINEAR), np.float32)
@@ -97,6 +100,7 @@ def skew_angle(ink: np.ndarray, max_deg: float = 2.0, step: float = 0.1) -> floa
     return float(max(sorted(np.round(np.arange(-max_deg, max_deg + 1e-9, step), 2), key=abs), key=sharpness))   # ties: 0
 
 def _rotated(mask: np.ndarray, degrees: float) -> np.ndarray:
+    "A boolean mask rotated like its image."
     return np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).rotate(degrees, resample=Image.Resampling.NEAREST)) > 127
 
 def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25, thin: float = 0.4) -> bool:
@@ -121,9 +125,9 @@ def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25
         while t > 0 and darkness[t - 1] >= half: t -= 1
         while b < len(darkness) - 1 and darkness[b + 1] >= half: b += 1
         return b - t + 1
-    deep = [(p, lambda y, valley: p[y] - valley >= prominence),   # lines in the share of ink, or for a blurred staff, whose
-            (darkness, lambda y, valley: darkness[y] - valley >= max(0.02, prominence * darkness[y]))]   # lines merge there, in the darkness
-    for (q, deep_enough), w in [(d, w) for d in deep for w in (3, 6, 12, 24)]:   # the valley between two lines is within w rows for some w
+    profiles = [(p, lambda y, valley: p[y] - valley >= prominence),   # lines in the share of ink, or for a blurred staff, whose
+                (darkness, lambda y, valley: darkness[y] - valley >= max(0.02, prominence * darkness[y]))]   # lines merge there, in the darkness
+    for (q, deep_enough), w in [(pr, w) for pr in profiles for w in (3, 6, 12, 24)]:   # the valley between two lines is within w rows for some w
         peaks = [y for y in range(1, len(q) - 1) if q[y] >= q[y - 1] and q[y] > q[y + 1]
                  and deep_enough(y, max(q[max(0, y - w):y].min(), q[y + 1:y + 1 + w].min())) and line(y)]
         gaps = np.diff(peaks)

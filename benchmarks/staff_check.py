@@ -27,8 +27,9 @@ def music(strips: int, lilypond: int) -> dict[str, list[Image.Image]]:
     return kinds
 
 def text_page(font, size: int, width: int) -> Image.Image:
+    "Five lines of text (a sixth at the same spacing would be refused as ruled paper, not as text)."
     im = Image.new('L', (width, 5 * (size + 4) + 20), 255)
-    for y in range(5, im.height - size, size + 4): ImageDraw.Draw(im).text((5, y), 'a page of text, not of music, line after line after line', fill=0, font=font)
+    for k in range(5): ImageDraw.Draw(im).text((5, 5 + k * (size + 4)), 'a page of text, not of music, line after line after line', fill=0, font=font)
     return im
 
 def ruled(spacing: int, thickness: int) -> Image.Image:

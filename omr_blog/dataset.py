@@ -353,12 +353,13 @@ def build_heldout(name_or_path: str | Path = 'omr-synth-cpu', engraver: str = 'l
     batches = [list(range(k, min(k + LILYPOND_BATCH, len(tasks)))) for k in range(0, len(tasks), LILYPOND_BATCH)]
     with tqdm(total=len(tasks), desc=f'{engraver}: {src.name} test', unit='img', disable=not progress) as bar:
         def engrave(batches: list[list[int]]):
-            for r in isolated_map(_lilypond_records, [[tasks[i] for i in b] for b in batches], workers=workers or BuildConfig().workers, timeout=120):
+            size = max(map(len, batches), default=1)   # a worker's limit is above its LilyPond's own (60 s an excerpt), which stops first
+            for r in isolated_map(_lilypond_records, [[tasks[i] for i in b] for b in batches], workers=workers or BuildConfig().workers, timeout=150 * size):
                 b = batches[r.index]
                 if not r.ok and len(b) > 1: alone.extend(b); continue   # a crash or a timeout: its systems are tried one by one
                 for i, v in zip(b, r.value if r.ok else [r.error]):
                     if isinstance(v, dict): done[i] = v
-                    else: failures[v.split(':')[0]] += 1   # 'crash', 'timeout' or the exception's type
+                    else: failures[v.split(':')[0].split(' ')[0]] += 1   # 'crash', 'timeout' or the exception's type
                 bar.update(len(b))
         engrave(batches)
         engrave([[i] for i in alone])

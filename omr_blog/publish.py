@@ -247,7 +247,7 @@ def _execute_deep_dive(out: Path, src: Path) -> float | None:
 
 def execute_deep_dives(out: str | Path | None = None, force: bool = False, progress: bool = True, lanes: int = 1) -> dict[str, float | None]:
     """Execute every deep-dive page of the sidebar, skipping `NOT_RUN_FLAGS` cells, into `out` (default runs/blog/), in
-    `lanes` worker processes (fresh interpreters; Ctrl-C starts no more). Returns seconds per notebook (None: failed; its page is then shown
+    `lanes` spawned worker processes (not forked; Ctrl-C starts no more). Returns seconds per notebook (None: failed; its page is then shown
     unexecuted). Up-to-date copies are reused."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -259,7 +259,7 @@ def execute_deep_dives(out: str | Path | None = None, force: bool = False, progr
     todo = [src for src in (root/p.source for p in site_pages()[1] if not is_section(p.source))
             if force or not (out/src.name).exists() or (out/src.name).stat().st_mtime <= max(src.stat().st_mtime, code_time)]
     bar = tqdm(total=len(todo), desc='deep dives', unit='nb', disable=not progress)
-    spawned = partial(ProcessPoolExecutor, mp_context=mp.get_context('spawn'))   # fresh interpreters: forking a process that has started torch's threads can hang
+    spawned = partial(ProcessPoolExecutor, mp_context=mp.get_context('spawn'))   # forking a process that has started torch's threads can hang
     times = in_lanes(partial(_execute_deep_dive, out), todo, max(1, lanes), executor=spawned, done=lambda _: bar.update())
     bar.close()
     return {src.name: s for src, s in times.items()}

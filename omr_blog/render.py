@@ -208,15 +208,20 @@ def render_musicxml_lilypond_many(musicxmls: list[str], resolution: int = 200, b
         if todo:   # each in<i>.ly gives in<i>.cropped.png; one that fails leaves none and LilyPond goes on with the next
             r = subprocess.run(['lilypond', '-s', '-dcrop', f'-dresolution={resolution}', '--png', *[f'in{i}.ly' for i in todo]],
                                capture_output=True, timeout=timeout * len(todo), cwd=d)
+        missing = [i for i in todo if not (d/f'in{i}.cropped.png').exists()]
+        if len(missing) > 1 and r.returncode < 0:   # LilyPond itself died (a signal): what it had not reached is tried alone
+            for i in missing: out[i] = render_musicxml_lilypond_many([musicxmls[i]], resolution, border, vmargin, timeout)[0]
         for i in todo:
+            if out[i] is not None: continue
             png = d/f'in{i}.cropped.png'
-            if not png.exists(): out[i] = ValueError(f'lilypond failed: {r.stderr.decode(errors="replace")[-200:]}'); continue
+            if not png.exists(): out[i] = ValueError(f'lilypond failed on this excerpt (exit code {r.returncode})'); continue
             out[i] = add_paper(Image.open(png).convert('L'), border, vmargin)   # LilyPond's crop is tight: give it paper
     return out
 
 def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int = 12, vmargin: float = 0.6,
                              timeout: float = 60) -> Image.Image:
     "Engrave one MusicXML excerpt with LilyPond (`render_musicxml_lilypond_many` of one); raises ValueError when it cannot."
-    im = render_musicxml_lilypond_many([musicxml], resolution, border, vmargin, timeout)[0]
+    try: im = render_musicxml_lilypond_many([musicxml], resolution, border, vmargin, timeout)[0]
+    except subprocess.TimeoutExpired: raise ValueError(f'lilypond took over {timeout:.0f} s') from None
     if isinstance(im, ValueError): raise im
     return im

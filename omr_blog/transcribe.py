@@ -89,8 +89,13 @@ def paper_ratio(im: Image.Image, block: int = 8, smooth: int = 5) -> np.ndarray:
     else: small = g.filter(ImageFilter.MaxFilter(5))
     bg = np.asarray(small.resize((W, H), Image.Resampling.BILINEAR), np.float32)
     r = np.where(bg >= 64, a / np.maximum(bg, 1.0), 2.0)                         # no paper nearby (black): never ink
-    c = np.cumsum(np.pad(r, ((0, 0), (smooth // 2 + 1, smooth // 2)), mode='edge'), axis=1)   # a mean along rows keeps a line's darkness
-    return (c[:, smooth:] - c[:, :-smooth]) / smooth
+    return _row_mean(r, smooth)
+
+def _row_mean(r: np.ndarray, k: int) -> np.ndarray:
+    "Each pixel's mean with its neighbours along the row, k pixels in all: a line keeps its darkness, noise averages away."
+    if k == 1: return r
+    c = np.cumsum(np.pad(r, ((0, 0), (k // 2 + 1, k // 2)), mode='edge'), axis=1)
+    return (c[:, k:] - c[:, :-k]) / k
 
 def skew_angle(ink: np.ndarray, max_deg: float = 2.0, step: float = 0.1) -> float:
     "The small rotation (degrees) after which the ink's row profile is sharpest: staff lines horizontal."
@@ -106,8 +111,9 @@ def _rotated(mask: np.ndarray, degrees: float) -> np.ndarray:
 def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25, thin: float = 0.4) -> bool:
     "Whether the straightened, light-flattened image has a staff: exactly five equally spaced, thin, unbroken dark rows."
     if im.mode == '1' and min(im.size) >= 32 and has_staff(im.convert('L').reduce(2)): return True   # dithered 1-bit scans: 2x2 means give the grey back
-    ratio = paper_ratio(im)
-    ink, ink_raw = ratio < ink_below, paper_ratio(im, smooth=1) < ink_below      # (H, W): averaged along rows, and pixel by pixel
+    raw = paper_ratio(im, smooth=1)
+    ratio = _row_mean(raw, 5)
+    ink, ink_raw = ratio < ink_below, raw < ink_below                            # (H, W): averaged along rows, and pixel by pixel
     if not ink.any(): return False
     dark = np.clip(1 - ratio, 0, 1).astype(np.float32)                           # (H, W): how much darker than the paper
     if (a := skew_angle(ink)):

@@ -141,13 +141,21 @@ def test_page_dataset_trains_on_abcm2ps_pages_of_verovio_size_with_the_same_labe
     assert piece_records(t, 'test', plain)['records'] == piece_records(t, 'test', mixed)['records']
 
 @pytest.mark.skipif(shutil.which('lilypond') is None, reason='LilyPond is installed by make setup')
-def test_one_lilypond_process_engraves_a_batch_as_separate_calls_would(tiny):
-    "A batch gives each excerpt the image a call of its own gives, and a bad excerpt its own error, not the batch's."
-    from omr_blog.render import render_musicxml_lilypond, render_musicxml_lilypond_many
-    good = tiny['test']['musicxml'][:2]
-    batch = render_musicxml_lilypond_many([good[0], '<not-musicxml/>', good[1]])
-    assert isinstance(batch[1], ValueError)
-    for im, xml in zip((batch[0], batch[2]), good): assert im.tobytes() == render_musicxml_lilypond(xml).tobytes()
+def test_one_lilypond_process_engraves_a_batch_as_separate_calls_would(tiny, monkeypatch):
+    """A batch gives each excerpt the image a call of its own gives, and a bad excerpt its own error: one musicxml2ly
+    cannot read, and one whose LilyPond source is broken (LilyPond goes on with the next file)."""
+    import omr_blog.render as render
+    good = tiny['test']['musicxml'][:3]
+    singles = [render.render_musicxml_lilypond(x).tobytes() for x in good]
+    source = render._lilypond_source
+    def broken_second(musicxml, ly, timeout):
+        source(musicxml, ly, timeout)
+        if musicxml == good[1]: ly.write_text('{ c4 d e f\n')   # an unclosed brace: a LilyPond syntax error
+    monkeypatch.setattr(render, '_lilypond_source', broken_second)
+    batch = render.render_musicxml_lilypond_many([good[0], '<not-musicxml/>', good[1], good[2]])
+    assert isinstance(batch[1], ValueError) and 'musicxml2ly' in str(batch[1])
+    assert isinstance(batch[2], ValueError) and 'lilypond failed' in str(batch[2])
+    assert [batch[0].tobytes(), batch[3].tobytes()] == [singles[0], singles[2]]
 
 @pytest.mark.skipif(shutil.which('abcm2ps') is None, reason='abcm2ps is installed by make setup')
 def test_engraver_mix_changes_training_strips_only_and_keeps_labels():

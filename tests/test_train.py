@@ -165,12 +165,19 @@ def test_in_lanes_keeps_order_and_an_interrupt_starts_nothing_more():
     gate.set(); time.sleep(0.2)
     assert ran == ['a']
 
+def _pid_and_square(x: int) -> tuple[int, int]: return os.getpid(), x * x
+
 def test_in_lanes_runs_in_spawned_processes_for_the_deep_dives():
-    "The deep dives' pool is the same function with processes (fresh interpreters): results by item, one callback each."
+    "The deep dives' pool is the same function with spawned processes: results by item, one callback each, not in this process."
     import multiprocessing as mp
+    import pickle
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
+    from omr_blog.publish import _execute_deep_dive
     from omr_blog.sweep import in_lanes
     finished = []
-    got = in_lanes(abs, [-3, 2, -1], 2, executor=partial(ProcessPoolExecutor, mp_context=mp.get_context('spawn')), done=finished.append)
-    assert got == {-3: 3, 2: 2, -1: 1} and len(finished) == 3
+    got = in_lanes(_pid_and_square, [3, 2, 1], 2, executor=partial(ProcessPoolExecutor, mp_context=mp.get_context('spawn')), done=finished.append)
+    assert {x: sq for x, (_, sq) in got.items()} == {3: 9, 2: 4, 1: 1} and len(finished) == 3
+    assert os.getpid() not in {pid for pid, _ in got.values()}
+    job = partial(_execute_deep_dive, Path('runs/blog'))   # what execute_deep_dives sends its workers
+    assert pickle.loads(pickle.dumps(job)).args == job.args

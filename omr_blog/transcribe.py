@@ -28,9 +28,9 @@ from .tokenizer import tokenizer_path
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['HEADER_LINE', 'OUTPUTS', 'find_systems', 'crop_systems', 'paper_ratio', 'skew_angle', 'has_staff', 'join_systems',
-           'sequence_confidence', 'transcribe_image', 'preview_png', 'musicxml_to_midi', 'write_outputs',
-           'default_checkpoint', 'export_checkpoint', 'TranscribeResult', 'transcribe']
+__all__ = ['HEADER_LINE', 'TEXT_TITLE', 'OUTPUTS', 'find_systems', 'crop_systems', 'paper_ratio', 'skew_angle', 'has_staff',
+           'join_systems', 'sequence_confidence', 'transcribe_image', 'preview_png', 'musicxml_to_midi',
+           'write_outputs', 'default_checkpoint', 'export_checkpoint', 'TranscribeResult', 'transcribe']
 
 # %% ../nbs/04a_transcribe.ipynb #5b5a5b51
 def _longest_run(row: np.ndarray) -> int:
@@ -191,9 +191,11 @@ def _ink_box(im: Image.Image, margin: int = 20) -> tuple[int, int, int, int]:
     ys, xs = np.flatnonzero(a.any(1)), np.flatnonzero(a.any(0))
     return (max(0, xs[0] - margin), max(0, ys[0] - margin), min(im.width, xs[-1] + margin + 1), min(im.height, ys[-1] + margin + 1))
 
+TEXT_TITLE = '<work-title>&lt;|text|&gt;</work-title>'   # the placeholder a model writes for a title (it reads no text)
+
 def _preview_png(musicxml: str) -> bytes:
     import io
-    pages = render_pages(musicxml, RenderStyle(zoom=2.0), page_height=2970)   # zoom 2: a readable preview
+    pages = render_pages(musicxml.replace(TEXT_TITLE, ''), RenderStyle(zoom=2.0), page_height=2970)   # zoom 2: a readable preview
     pages = [p.crop(_ink_box(p)) for p in pages]                                 # the music, not the empty page
     w, h = max(p.width for p in pages), sum(p.height for p in pages)
     sheet = Image.new('L', (w, h), 255)

@@ -184,3 +184,11 @@ def test_confidence_is_the_mean_log_probability_of_the_tokens_written(tiny_check
                     for k in range(n)]
             assert abs(got[b] - sum(logp) / n) < 1e-4, (got[b], sum(logp) / n)
             assert got[b] <= 0
+
+def test_the_preview_shows_no_title_placeholder():
+    "A model writes T:<|text|> for a title it cannot read; the preview engraves the music without it, as if there were no title."
+    from omr_blog.corpus import abc_to_musicxml
+    from omr_blog.transcribe import preview_png
+    tune = 'L:1/8\nM:2/4\nK:D\nV:1 treble\nV:1\n A2 Ad | d2 cd |'
+    placeholder, untitled, titled = (preview_png(abc_to_musicxml(f'X:1\n{t}{tune}')) for t in ('T:<|text|>\n', '', 'T:A real title\n'))
+    assert placeholder == untitled != titled

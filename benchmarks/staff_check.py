@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from omr_blog.dataset import BuildConfig, build_dataset, build_heldout, load_omr_dataset
 from omr_blog.degrade import DEGRADED_TEST_SEED, degrade
-from omr_blog.transcribe import find_systems, has_staff
+from omr_blog.transcribe import find_systems, has_staff, ruled_paper, text_page
 
 def staff_found(im: Image.Image) -> bool: return bool(find_systems(im)) or has_staff(im)   # as transcribe_image decides
 
@@ -25,17 +25,6 @@ def music(strips: int, lilypond: int) -> dict[str, list[Image.Image]]:
     for k, (name, ims) in enumerate(list(kinds.items())):
         kinds[f'{name}, degraded'] = [degrade(im, (DEGRADED_TEST_SEED, k, i)) for i, im in enumerate(ims)]
     return kinds
-
-def text_page(font, size: int, width: int) -> Image.Image:
-    "Five lines of text (a sixth at the same spacing would be refused as ruled paper, not as text)."
-    im = Image.new('L', (width, 5 * (size + 4) + 20), 255)
-    for k in range(5): ImageDraw.Draw(im).text((5, 5 + k * (size + 4)), 'a page of text, not of music, line after line after line', fill=0, font=font)
-    return im
-
-def ruled(spacing: int, thickness: int) -> Image.Image:
-    im = Image.new('L', (800, 400), 250)
-    for y in range(spacing, 400, spacing): ImageDraw.Draw(im).rectangle((0, y, 800, y + thickness - 1), fill=120)
-    return im
 
 def desk(seed: int) -> Image.Image:
     "A desk under a lamp: smooth light and dark, and a few objects."
@@ -49,11 +38,11 @@ def desk(seed: int) -> Image.Image:
 def no_music() -> dict[str, list[Image.Image]]:
     rng = np.random.default_rng(0)
     fonts = [ImageFont.load_default] + [lambda s, f=f: ImageFont.truetype(f, s) for f in ('DejaVuSans.ttf', 'DejaVuSerif.ttf', 'DejaVuSansMono.ttf')]
-    text = [text_page(f(s), s, w) for f in fonts for s in (8, 10, 12, 14, 16, 20, 24, 28, 36, 48) for w in (600, 1400)]
+    text = [text_page(f(s), w, 'a page of text, not of music, line after line after line') for f in fonts for s in (8, 10, 12, 14, 16, 20, 24, 28, 36, 48) for w in (600, 1400)]
     return {'blank': [Image.new('L', (600, 120), 255), Image.new('L', (600, 120), 0), Image.new('RGB', (1, 1)), Image.new('L', (2000, 2800), 245)],
             'noise': [Image.fromarray(rng.integers(0, 256, (int(rng.integers(50, 400)), int(rng.integers(50, 600)), 3), dtype=np.uint8)) for _ in range(40)],
             'text': text, 'text, degraded': [degrade(im, (7, i)) for i, im in enumerate(text)],
-            'ruled paper': [ruled(s, t) for s in (8, 12, 20, 30) for t in (1, 2)], 'desk': [desk(i) for i in range(20)]}
+            'ruled paper': [ruled_paper(s, t, (800, 400)) for s in (8, 12, 20, 30) for t in (1, 2)], 'desk': [desk(i) for i in range(20)]}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

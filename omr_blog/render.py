@@ -139,19 +139,23 @@ def add_paper(im: Image.Image, border: int = 12, vmargin: float = 0.6) -> Image.
     out.paste(im, (border, pad))
     return out
 
+def _abcm2ps_svgs(source: str, layout: str, timeout: float) -> list[str]:
+    "abcm2ps's SVGs of an ABC file's text: `layout` '-g' (one per tune, as high as its music) or '-v' (one per page)."
+    if not have_abcm2ps(): raise OmrBlogError('abcm2ps is not installed (run `make setup`, or `apt-get install abcm2ps`)')
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d)/'tune.abc'; src.write_text(source)
+        r = subprocess.run(['abcm2ps', '-q', layout, '-O', str(Path(d)/'out.svg'), str(src)], capture_output=True, timeout=timeout)
+        svgs = [s.read_text() for s in sorted(Path(d).glob('out*.svg'))]
+    if not svgs: raise ValueError(f'abcm2ps failed: {r.stderr.decode(errors="replace")[:200]}')
+    return svgs
+
 def render_abc_abcm2ps(abc: str, zoom: float = 1.0, background: int = 255, timeout: float = 20,
                        style: Abcm2psStyle | None = None, vmargin: float | None = None) -> Image.Image:
     """Engrave one ABC tune with abcm2ps (SVG output, one page), cropped to the music. With a `style` (training strips) its
     text fields are dropped and its format options applied; with `vmargin` it gets Verovio-like margins (`add_paper`)."""
-    if not have_abcm2ps(): raise OmrBlogError('abcm2ps is not installed (run `make setup`, or `apt-get install abcm2ps`)')
     if style: abc = _TEXT_FIELDS.sub('', abc)
-    with tempfile.TemporaryDirectory() as d:
-        src = Path(d)/'tune.abc'
-        src.write_text('%%pagewidth 21cm\n%%topspace 0\n%%titlespace 0\n%%musicspace 0\n' + (style.directives() if style else '') + abc + '\n')
-        r = subprocess.run(['abcm2ps', '-q', '-g', '-O', str(Path(d)/'out.svg'), str(src)], capture_output=True, timeout=timeout)
-        svgs = sorted(Path(d).glob('out*.svg'))
-        if not svgs: raise ValueError(f'abcm2ps failed: {r.stderr.decode(errors="replace")[:200]}')
-        im = rasterize(svgs[0].read_text(), zoom, 255)
+    head = '%%pagewidth 21cm\n%%topspace 0\n%%titlespace 0\n%%musicspace 0\n' + (style.directives() if style else '')
+    im = rasterize(_abcm2ps_svgs(head + abc + '\n', '-g', timeout)[0], zoom, 255)
     bbox = Image.eval(im, lambda v: 255 - v).getbbox()   # crop the white page to the ink, with a small border
     if bbox is None: raise ValueError('abcm2ps drew nothing')
     pad = 8 if vmargin is None else 0
@@ -164,18 +168,12 @@ def render_abc_abcm2ps(abc: str, zoom: float = 1.0, background: int = 255, timeo
 def render_pages_abcm2ps(abc: str, size: tuple[int, int], style: Abcm2psStyle | None = None, background: int = 255,
                          timeout: float = 20) -> list[Image.Image]:
     "Whole pages of one ABC tune engraved by abcm2ps (title included), each `size` = (width, height) pixels."
-    if not have_abcm2ps(): raise OmrBlogError('abcm2ps is not installed (run `make setup`, or `apt-get install abcm2ps`)')
-    w, h = size
-    with tempfile.TemporaryDirectory() as d:
-        src = Path(d)/'tune.abc'   # a page of Verovio's proportions: its width and height in the same ratio
-        src.write_text(f'%%pagewidth {29.7 * w / h:.3f}cm\n%%pageheight 29.7cm\n' + (style.directives() if style else '') + abc + '\n')
-        r = subprocess.run(['abcm2ps', '-q', '-v', '-O', str(Path(d)/'page.svg'), str(src)], capture_output=True, timeout=timeout)
-        svgs = sorted(Path(d).glob('page*.svg'))   # -v: one SVG per page
-        if not svgs: raise ValueError(f'abcm2ps failed: {r.stderr.decode(errors="replace")[:200]}')
-        pages = []
-        for svg in (s.read_text() for s in svgs):
-            im = rasterize(svg, w / float(re.search(r'width="([\d.]+)px"', svg).group(1)), background)
-            pages.append(im if im.size == (w, h) else im.resize((w, h), Image.Resampling.LANCZOS))   # a pixel of rounding
+    w, h = size   # a page of Verovio's proportions: its width and height in the same ratio
+    head = f'%%pagewidth {29.7 * w / h:.3f}cm\n%%pageheight 29.7cm\n' + (style.directives() if style else '')
+    pages = []
+    for svg in _abcm2ps_svgs(head + abc + '\n', '-v', timeout):
+        im = rasterize(svg, w / float(re.search(r'width="([\d.]+)px"', svg).group(1)), background)
+        pages.append(im if im.size == (w, h) else im.resize((w, h), Image.Resampling.LANCZOS))   # a pixel of rounding
     return pages
 
 # %% ../nbs/01b_render.ipynb #61f38c87

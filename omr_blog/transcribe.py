@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .batching import ImageSpec, image_to_tensor, open_image, pad_images, to_rgb
 from .checkpoints import load_checkpoint
@@ -29,8 +29,9 @@ from .workers import isolated_map
 
 # %% auto #0
 __all__ = ['HEADER_LINE', 'TEXT_TITLE', 'OUTPUTS', 'find_systems', 'crop_systems', 'paper_ratio', 'skew_angle', 'has_staff',
-           'join_systems', 'sequence_confidence', 'transcribe_image', 'preview_png', 'musicxml_to_midi',
-           'write_outputs', 'default_checkpoint', 'export_checkpoint', 'TranscribeResult', 'transcribe']
+           'text_page', 'ruled_paper', 'join_systems', 'sequence_confidence', 'transcribe_image', 'preview_png',
+           'musicxml_to_midi', 'write_outputs', 'default_checkpoint', 'export_checkpoint', 'TranscribeResult',
+           'transcribe']
 
 # %% ../nbs/04a_transcribe.ipynb #5b5a5b51
 def _longest_run(row: np.ndarray) -> int:
@@ -148,6 +149,19 @@ def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25
             if spacing >= 12 and not all(unbroken(y) for y in ys): continue   # large enough to see that text breaks between letters
             return True
     return False
+
+# %% ../nbs/04a_transcribe.ipynb #f9b1db4f
+def text_page(font: ImageFont.FreeTypeFont, width: int = 1000, text: str = 'a page of text, not of music, line after line') -> Image.Image:
+    "Five lines of text on white, as a scanned letter has them (a sixth would make it ruled paper to the staff check)."
+    im = Image.new('L', (width, 5 * (font.size + 4) + 20), 255)
+    for k in range(5): ImageDraw.Draw(im).text((5, 5 + k * (font.size + 4)), text, fill=0, font=font)
+    return im
+
+def ruled_paper(spacing: int, thickness: int = 1, size: tuple[int, int] = (800, 300)) -> Image.Image:
+    "A ruled page: grey lines every `spacing` pixels, top to bottom."
+    im = Image.new('L', size, 250)
+    for y in range(spacing, size[1], spacing): ImageDraw.Draw(im).rectangle((0, y, size[0], y + thickness - 1), fill=120)
+    return im
 
 # %% ../nbs/04a_transcribe.ipynb #1d4d4272
 HEADER_LINE = re.compile(r'^[A-Za-z]:(?!\|)')

@@ -145,11 +145,10 @@ def test_the_degraded_test_split_is_the_test_split_as_fixed_scans(tiny_checkpoin
 def _no_music(tmp_path) -> list[Path]:
     "Images with no staff in them: blank, black, one pixel, noise, a desk, a letter in a large font, a ruled notebook page."
     from PIL import ImageDraw, ImageFont
+    from omr_blog.transcribe import ruled_paper, text_page
     rng = np.random.default_rng(0)
-    desk, letter, ruled = Image.new('L', (400, 300), 170), Image.new('L', (600, 140), 255), Image.new('L', (800, 300), 250)
+    desk, letter, ruled = Image.new('L', (400, 300), 170), text_page(ImageFont.load_default(20), 600), ruled_paper(20)
     for box in [(40, 20, 240, 60), (30, 150, 250, 200), (260, 90, 390, 140), (100, 230, 380, 290)]: ImageDraw.Draw(desk).rectangle(box, fill=40)   # books
-    for y in range(5, 120, 24): ImageDraw.Draw(letter).text((5, y), 'a page of text, not of music, line after line', fill=0, font=ImageFont.load_default(20))
-    for y in range(20, 300, 20): ImageDraw.Draw(ruled).line((0, y, 800, y), fill=120)
     ims = {'white': Image.new('L', (600, 120), 255), 'black': Image.new('L', (600, 120), 0), 'pixel': Image.new('RGB', (1, 1)),
            'noise': Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)), 'desk': desk, 'letter': letter, 'ruled': ruled}
     files = []

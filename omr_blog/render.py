@@ -144,7 +144,8 @@ def _abcm2ps_svgs(source: str, layout: str, timeout: float) -> list[str]:
     if not have_abcm2ps(): raise OmrBlogError('abcm2ps is not installed (run `make setup`, or `apt-get install abcm2ps`)')
     with tempfile.TemporaryDirectory() as d:
         src = Path(d)/'tune.abc'; src.write_text(source)
-        r = subprocess.run(['abcm2ps', '-q', layout, '-O', str(Path(d)/'out.svg'), str(src)], capture_output=True, timeout=timeout)
+        try: r = subprocess.run(['abcm2ps', '-q', layout, '-O', str(Path(d)/'out.svg'), str(src)], capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired: raise ValueError(f'abcm2ps took over {timeout:.0f} s') from None   # a bad input, like a syntax error
         svgs = [s.read_text() for s in sorted(Path(d).glob('out*.svg'))]
     if not svgs: raise ValueError(f'abcm2ps failed: {r.stderr.decode(errors="replace")[:200]}')
     return svgs

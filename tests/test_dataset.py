@@ -172,3 +172,18 @@ def test_engraver_mix_changes_training_strips_only_and_keeps_labels():
     assert b == [r for ref in refs for r in piece_records(ref, 'train', mixed).get('records', [])]   # reproducible
     t = select_pieces(plain)['test'][0]
     assert piece_records(t, "test", plain)["records"] == piece_records(t, "test", mixed)["records"]   # Verovio test strips unchanged
+
+@pytest.mark.skipif(shutil.which('abcm2ps') is None, reason='abcm2ps is installed by make setup')
+def test_an_abcm2ps_that_hangs_costs_its_strip_not_the_piece(monkeypatch):
+    "abcm2ps past its time limit is a bad input (ValueError), like a syntax error: the training strip stays Verovio's."
+    from omr_blog import render
+    from omr_blog.dataset import piece_records, select_pieces
+    plain, mixed = replace(RECIPES['cpu'], domain_shift=False), replace(RECIPES['cpu-engravers'], abcm2ps_share=1.0, domain_shift=False)
+    ref = select_pieces(plain)['train'][0]
+    run = subprocess.run
+    def hangs(cmd, *a, **k):
+        if cmd[0] == 'abcm2ps': raise subprocess.TimeoutExpired(cmd, k.get('timeout'))
+        return run(cmd, *a, **k)
+    monkeypatch.setattr(render.subprocess, 'run', hangs)
+    with pytest.raises(ValueError, match='abcm2ps took over 20 s'): render.render_abc_abcm2ps('X:1\nK:C\nCDEF|\n')
+    assert piece_records(ref, 'train', mixed)['records'] == piece_records(ref, 'train', plain)['records']

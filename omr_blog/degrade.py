@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 # %% auto #0
-__all__ = ['DEGRADED_SPLIT', 'DEGRADED_TEST_SEED', 'DegradeConfig', 'degrade']
+__all__ = ['DEGRADED_SPLIT', 'DEGRADED_TEST_SEED', 'DegradeConfig', 'degrade', 'InkConfig', 'vary_ink', 'printed_and_scanned']
 
 # %% ../nbs/01f_degrade.ipynb #c24695a4
 @dataclass(frozen=True)
@@ -67,3 +67,38 @@ def degrade(im: Image.Image, seed, cfg: DegradeConfig = DegradeConfig()) -> Imag
         buf = io.BytesIO(); out.save(buf, 'JPEG', quality=int(rng.integers(cfg.jpeg[0], cfg.jpeg[1] + 1)))
         out = Image.open(buf); out.load()
     return out
+
+# %% ../nbs/01f_degrade.ipynb #d0477f19
+@dataclass(frozen=True)
+class InkConfig:
+    "How much heavier or lighter than the engraver drew them the strokes may be printed; drawn per image and per axis."
+    p: float = 0.5             # chance, per axis, that the weight changes at all
+    thicker: float = 0.8       # up to this share of a one-pixel growth on each side (~0.7 matches a 3 x 3 minimum filter
+                               # at the engraving's own resolution, seen at the 64 px training height)
+    lighter: float = 0.6       # up to this share of the way to a one-pixel erosion
+
+_INK_STREAM = 0x1AC   # appended to the seed: the ink's draws never shift degrade's
+
+def _spread(a: np.ndarray, axis: int, op) -> np.ndarray:
+    "op (np.minimum: ink grows, np.maximum: paper grows) of each pixel and its two neighbours along `axis`; edges repeat."
+    n = a.shape[axis]
+    padded = np.pad(a, [(1, 1) if ax == axis else (0, 0) for ax in range(a.ndim)], mode='edge')
+    left, mid, right = (np.take(padded, np.arange(k, k + n), axis=axis) for k in range(3))
+    return op(op(left, mid), right)
+
+def vary_ink(im: Image.Image, seed, cfg: InkConfig = InkConfig()) -> Image.Image:
+    "`im` printed with heavier or lighter strokes: greyscale, the same size; the same seed (int or tuple) gives the same copy."
+    rng = np.random.default_rng([*np.ravel(seed), _INK_STREAM])
+    a = np.asarray(im.convert('L'), dtype=np.float32) / 255.0              # (H, W), 1 = paper
+    for axis in (0, 1):                                                    # 0: staff lines and beams; 1: stems and bar lines
+        if rng.random() < cfg.p:
+            w = rng.uniform(-cfg.lighter, cfg.thicker)                     # > 0 heavier, < 0 lighter
+            a = a + abs(w) * (_spread(a, axis, np.minimum if w > 0 else np.maximum) - a)
+    return Image.fromarray((a * 255).round().astype(np.uint8))
+
+def printed_and_scanned(im: Image.Image, seed, ink: InkConfig | None = InkConfig(),
+                        scan: DegradeConfig | None = DegradeConfig()) -> Image.Image:
+    "The training loader's copy of a strip (config `ink`, `augment`): the printer's ink, then the scan; None skips a stage."
+    if ink is not None: im = vary_ink(im, seed, ink)
+    if scan is not None: im = degrade(im, seed, scan)
+    return im

@@ -85,12 +85,15 @@ def test_loader_batch_is_consistent(tiny, tokenizer):
         n = int(batch['lengths'][i]); assert batch['ids'][i, n - 1] == tokenizer.eos_id
         assert batch['pixel_mask'][i].sum() == 64 * ds[i][0].shape[-1]
 
-def test_augmented_stream_resumes_to_the_same_images_and_differs_per_epoch(tiny, tokenizer):
+@pytest.mark.parametrize('stages', ['scan', 'ink', 'ink, then scan'])
+def test_augmented_stream_resumes_to_the_same_images_and_differs_per_epoch(tiny, tokenizer, stages):
     from functools import partial
-    from omr_blog.degrade import DegradeConfig, degrade
+    from omr_blog.degrade import DegradeConfig, InkConfig, printed_and_scanned
     from omr_blog.train import BatchStream
     spec = ImageSpec(height=48, max_width=512, stride=16)
-    ds = lambda: OmrDataset(tiny['train'].select(range(8)), tokenizer, spec, 64, partial(degrade, cfg=DegradeConfig()), seed=3)
+    copies = partial(printed_and_scanned, ink=InkConfig(p=1) if 'ink' in stages else None,   # p=1: no draw leaves it clean
+                     scan=DegradeConfig() if 'scan' in stages else None)
+    ds = lambda: OmrDataset(tiny['train'].select(range(8)), tokenizer, spec, 64, copies, seed=3)
     stream = lambda d, epoch=0, pos=0: BatchStream(d, WidthBucketSampler(d.widths, 4, seed=3), Collate(spec, tokenizer.pad_id), epoch, pos)
     whole = stream(ds()); batches = [next(whole)['images'] for _ in range(5)]   # 2 batches per epoch: crosses two epochs
     resumed = stream(ds(), 1, 1)                                               # a run restarted at epoch 1, batch 1

@@ -1,6 +1,7 @@
 """Data-loader throughput (decode PNG, normalise height, pad, mask, tokenise) against what a CPU training step
 consumes, measured side by side in one run. Target (issue 2): loader >= 5x the training step's samples/s.
-The loader is timed clean and with the heaviest training copy, `--set ink=true augment=true` (01f_degrade: ink, then a scan).
+The loader is timed clean and with the heaviest training copy, `--set spacing=true ink=true augment=true`
+(01f_degrade: spacing, ink, then a scan).
 Also prints the padded-pixel share with width buckets vs pad-to-max (target <= 10%).
 
 The training step is the cpu-tiny preset's (forward + backward + AdamW step of the given backbone, in the
@@ -14,7 +15,8 @@ from omr_blog.batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
 from omr_blog.dataset import load_omr_dataset
 from omr_blog.tokenizer import train_dataset_tokenizer
 from omr_blog.dataset import dataset_path
-from omr_blog.degrade import printed_and_scanned
+from functools import partial
+from omr_blog.degrade import DegradeConfig, InkConfig, SpacingConfig, training_copy
 
 def loader_rate(ds, tok, batch_size, batches, workers):
     dl = torch.utils.data.DataLoader(ds, batch_sampler=WidthBucketSampler(ds.widths, batch_size, seed=0),
@@ -49,9 +51,9 @@ def main():
         rates.append(loader_rate(ds, tok, a.batch_size, a.batches, w))
         print(f'loader, {w} worker process(es): {rates[-1]:7.1f} samples/s')
     loader = max(rates)
-    aug = OmrDataset(d['train'], tok, ImageSpec(height=a.height), transform=printed_and_scanned)   # ink, then scan
+    aug = OmrDataset(d['train'], tok, ImageSpec(height=a.height), transform=partial(training_copy, spacing=SpacingConfig(), ink=InkConfig(), scan=DegradeConfig()))
     aug_rates = [loader_rate(aug, tok, a.batch_size, a.batches, w) for w in (0, 1)]
-    for w, r in enumerate(aug_rates): print(f'loader with ink and scan/photo augmentation, {w} worker process(es): {r:7.1f} samples/s')
+    for w, r in enumerate(aug_rates): print(f'loader with spacing, ink and scan/photo augmentation, {w} worker process(es): {r:7.1f} samples/s')
     from omr_blog.model import lm_loss
     from omr_blog.checkpoints import build_model
     from omr_blog.config import make_config, resolve_precision

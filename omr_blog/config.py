@@ -83,6 +83,7 @@ class TrainConfig:
     pixels: str = 'centered'           # 'ink': images scaled paper 0, ink 1 (models from scratch); 'centered': [-1, 1] like the checkpoints
     augment: bool = False              # train on scanned/photographed copies (01f_degrade), drawn anew per image and epoch
     ink: bool = False                  # and printed with heavier or lighter strokes first (01f vary_ink), anew per image and epoch
+    spacing: bool = False              # and, before the ink, set wider or tighter (01f vary_spacing), anew per image and epoch
     # beyond teacher forcing (03f_scheduled_sampling); the default 0 is plain teacher forcing
     scheduled_sampling: float = 0.0    # final share of decoder inputs replaced by the model's own Gumbel-Softmax prediction
     ss_start: float = 0.25             # share of the run (steps or time budget) of pure teacher forcing before the ramp

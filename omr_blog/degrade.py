@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 # %% auto #0
-__all__ = ['DEGRADED_SPLIT', 'DEGRADED_TEST_SEED', 'DegradeConfig', 'degrade', 'InkConfig', 'vary_ink', 'printed_and_scanned']
+__all__ = ['DEGRADED_SPLIT', 'DEGRADED_TEST_SEED', 'DegradeConfig', 'degrade', 'InkConfig', 'vary_ink', 'SpacingConfig',
+           'vary_spacing', 'training_copy']
 
 # %% ../nbs/01f_degrade.ipynb #c24695a4
 @dataclass(frozen=True)
@@ -96,9 +97,27 @@ def vary_ink(im: Image.Image, seed, cfg: InkConfig = InkConfig()) -> Image.Image
             a = a + abs(w) * (_spread(a, axis, np.minimum if w > 0 else np.maximum) - a)
     return Image.fromarray((a * 255).round().astype(np.uint8))
 
-def printed_and_scanned(im: Image.Image, seed, ink: InkConfig | None = InkConfig(),
-                        scan: DegradeConfig | None = DegradeConfig()) -> Image.Image:
-    "The training loader's copy of a strip (config `ink`, `augment`): the printer's ink, then the scan; None skips a stage."
+# %% ../nbs/01f_degrade.ipynb #ffb68cee
+@dataclass(frozen=True)
+class SpacingConfig:
+    "How much wider or tighter than the engraver set them the notes of a strip may be; drawn per image."
+    p: float = 0.5             # chance that the spacing changes at all
+    narrowest: float = 0.6     # width factors, drawn log-uniformly between these; a squeeze also narrows the glyphs,
+    widest: float = 1.4        # so this imitates another engraver's spacing only roughly
+
+_SPACING_STREAM = 0x5AC
+
+def vary_spacing(im: Image.Image, seed, cfg: SpacingConfig = SpacingConfig()) -> Image.Image:
+    "`im` stretched or squeezed horizontally (the height kept); the same seed (int or tuple) gives the same copy."
+    rng = np.random.default_rng([*np.ravel(seed), _SPACING_STREAM])
+    if rng.random() >= cfg.p: return im
+    f = float(np.exp(rng.uniform(np.log(cfg.narrowest), np.log(cfg.widest))))
+    return im.resize((max(1, round(im.width * f)), im.height), Image.Resampling.BILINEAR)
+
+def training_copy(im: Image.Image, seed, spacing: SpacingConfig | None = None, ink: InkConfig | None = None,
+                  scan: DegradeConfig | None = None) -> Image.Image:
+    "The training loader's copy of a strip: the engraver's spacing, the printer's ink, then the scan; None skips a stage."
+    if spacing is not None: im = vary_spacing(im, seed, spacing)
     if ink is not None: im = vary_ink(im, seed, ink)
     if scan is not None: im = degrade(im, seed, scan)
     return im

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
-from .degrade import DegradeConfig, InkConfig, printed_and_scanned
+from .degrade import DegradeConfig, InkConfig, SpacingConfig, training_copy
 from .checkpoints import TRAINING_REVISION, build_model, load_checkpoint, load_weights, save_checkpoint, set_rng_state
 from .ctc import ctc_loss
 from .config import TrainConfig, lr_at, resolve_precision, same_config
@@ -249,8 +249,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
     if cfg.compile: net = torch.compile(net, dynamic=True)   # the weights stay `model`'s: checkpoints and evaluation use it
     accumulation = max(1, cfg.effective_batch // (cfg.batch_size * world))
     spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
-    copies = (partial(printed_and_scanned, ink=InkConfig() if cfg.ink else None, scan=DegradeConfig() if cfg.augment else None)
-              if cfg.ink or cfg.augment else None)   # augment alone draws the very scans it drew before ink existed
+    copies = (partial(training_copy, spacing=SpacingConfig() if cfg.spacing else None, ink=InkConfig() if cfg.ink else None,
+                      scan=DegradeConfig() if cfg.augment else None)
+              if cfg.spacing or cfg.ink or cfg.augment else None)   # augment alone: the very scans it drew before the others existed
     train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.max_len, copies, cfg.seed)
     opt = adamw(model, cfg.lr, cfg.weight_decay)
     amp = resolve_precision(cfg.precision, device)

@@ -85,13 +85,14 @@ def test_loader_batch_is_consistent(tiny, tokenizer):
         n = int(batch['lengths'][i]); assert batch['ids'][i, n - 1] == tokenizer.eos_id
         assert batch['pixel_mask'][i].sum() == 64 * ds[i][0].shape[-1]
 
-@pytest.mark.parametrize('stages', ['scan', 'ink', 'ink, then scan'])
+@pytest.mark.parametrize('stages', ['scan', 'ink', 'spacing, ink, then scan'])
 def test_augmented_stream_resumes_to_the_same_images_and_differs_per_epoch(tiny, tokenizer, stages):
     from functools import partial
-    from omr_blog.degrade import DegradeConfig, InkConfig, printed_and_scanned
+    from omr_blog.degrade import DegradeConfig, InkConfig, SpacingConfig, training_copy
     from omr_blog.train import BatchStream
     spec = ImageSpec(height=48, max_width=512, stride=16)
-    copies = partial(printed_and_scanned, ink=InkConfig(p=1) if 'ink' in stages else None,   # p=1: no draw leaves it clean
+    copies = partial(training_copy, spacing=SpacingConfig() if 'spacing' in stages else None,
+                     ink=InkConfig(p=1) if 'ink' in stages else None,   # p=1: no draw leaves it clean
                      scan=DegradeConfig() if 'scan' in stages else None)
     ds = lambda: OmrDataset(tiny['train'].select(range(8)), tokenizer, spec, 64, copies, seed=3)
     stream = lambda d, epoch=0, pos=0: BatchStream(d, WidthBucketSampler(d.widths, 4, seed=3), Collate(spec, tokenizer.pad_id), epoch, pos)
@@ -100,5 +101,6 @@ def test_augmented_stream_resumes_to_the_same_images_and_differs_per_epoch(tiny,
     for want in batches[3:]: assert torch.equal(next(resumed)['images'], want)
     clean = OmrDataset(tiny['train'].select(range(8)), tokenizer, spec, 64)
     a = ds(); a.epoch = 0; e0 = a[2][0]; a.epoch = 1; e1 = a[2][0]
-    assert e0.shape == e1.shape == clean[2][0].shape                        # the same size: width buckets stay right
+    if 'spacing' in stages: assert e0.shape[:2] == clean[2][0].shape[:2]   # spacing changes widths on purpose: the batch pads
+    else: assert e0.shape == e1.shape == clean[2][0].shape                  # the same size: width buckets stay right
     assert not torch.equal(e0, e1) and not torch.equal(e0, clean[2][0])     # a new copy each epoch, never the clean one

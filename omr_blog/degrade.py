@@ -1,5 +1,6 @@
 """`degrade(image, seed)`: a scanned or photographed copy of a clean engraving, the same copy for the same seed. The
 training loader draws one per image and epoch (`augment`), and the degraded test split is the test split through it.
+Before the scan, `vary_spacing` and `vary_ink` imitate other engravers' spacing and line weights (`spacing`, `ink`).
 
 Docs: https://omr-blog.github.io/omr_blog/degrade.html.md"""
 

@@ -106,7 +106,7 @@ class SpacingConfig:
     narrowest: float = 0.6     # width factors, drawn log-uniformly between these; a squeeze also narrows the glyphs,
     widest: float = 1.4        # so this imitates another engraver's spacing only roughly
 
-_SPACING_STREAM = 0x5AC
+_SPACING_STREAM = 0x5AC   # a stream of its own, as for the ink
 
 def vary_spacing(im: Image.Image, seed, cfg: SpacingConfig = SpacingConfig()) -> Image.Image:
     "`im` stretched or squeezed horizontally (the height kept); the same seed (int or tuple) gives the same copy."

@@ -91,7 +91,7 @@ def test_augmented_stream_resumes_to_the_same_images_and_differs_per_epoch(tiny,
     from omr_blog.degrade import DegradeConfig, InkConfig, SpacingConfig, training_copy
     from omr_blog.train import BatchStream
     spec = ImageSpec(height=48, max_width=512, stride=16)
-    copies = partial(training_copy, spacing=SpacingConfig() if 'spacing' in stages else None,
+    copies = partial(training_copy, spacing=SpacingConfig(p=1) if 'spacing' in stages else None,
                      ink=InkConfig(p=1) if 'ink' in stages else None,   # p=1: no draw leaves it clean
                      scan=DegradeConfig() if 'scan' in stages else None)
     ds = lambda: OmrDataset(tiny['train'].select(range(8)), tokenizer, spec, 64, copies, seed=3)
@@ -101,6 +101,10 @@ def test_augmented_stream_resumes_to_the_same_images_and_differs_per_epoch(tiny,
     for want in batches[3:]: assert torch.equal(next(resumed)['images'], want)
     clean = OmrDataset(tiny['train'].select(range(8)), tokenizer, spec, 64)
     a = ds(); a.epoch = 0; e0 = a[2][0]; a.epoch = 1; e1 = a[2][0]
-    if 'spacing' in stages: assert e0.shape[:2] == clean[2][0].shape[:2]   # spacing changes widths on purpose: the batch pads
+    if 'spacing' in stages:   # widths change on purpose, each epoch anew; the batch pads to its widest and masks the rest
+        assert e0.shape[:2] == clean[2][0].shape[:2] and len({e0.shape[2], e1.shape[2], clean[2][0].shape[2]}) == 3
+        items = [a[k] for k in range(4)]
+        mask = Collate(spec, tokenizer.pad_id)(items)['pixel_mask']
+        assert mask[:, 0, :].sum(1).tolist() == [im.shape[-1] for im, _ in items]   # each copy's own width is what is unmasked
     else: assert e0.shape == e1.shape == clean[2][0].shape                  # the same size: width buckets stay right
     assert not torch.equal(e0, e1) and not torch.equal(e0, clean[2][0])     # a new copy each epoch, never the clean one

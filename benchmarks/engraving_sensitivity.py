@@ -11,14 +11,15 @@ e.g. runs/cpu-long-engravers-b8/resnet50/checkpoint runs/cpu-long-engravers-ink/
 """
 import argparse
 import torch
-from PIL import Image, ImageFilter
+from PIL import ImageFilter
 from omr_blog.batching import ImageSpec
 from omr_blog.checkpoints import load_checkpoint
 from omr_blog.dataset import load_omr_dataset
+from omr_blog.degrade import SpacingConfig, vary_spacing
 from omr_blog.evaluation import evaluate_split
 
-def stretched(f: float):
-    return lambda im: im.resize((max(1, round(im.width * f)), im.height), Image.Resampling.BILINEAR)
+def stretched(f: float):   # the training loader's own spacing stage, at one fixed factor
+    return lambda im: vary_spacing(im, 0, SpacingConfig(p=1, narrowest=f, widest=f))
 
 CHANGES = {'as engraved': None,
            'heavier ink': lambda im: im.convert('L').filter(ImageFilter.MinFilter(3)),

@@ -20,7 +20,7 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
 from .render import (have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond_many, render_pages,
-                            render_pages_abcm2ps, render_systems, sample_abcm2ps_style, sample_style)
+                            render_pages_abcm2ps, render_systems, ragged, sample_abcm2ps_style, sample_style)
 from .workers import isolated_map
 
 # %% auto #0
@@ -41,6 +41,7 @@ class BuildConfig:
     test: int = 300
     domain_shift: bool = True       # also engrave the test images with abcm2ps (split 'test_abcm2ps')
     abcm2ps_share: float = 0.0      # training systems (or pages) engraved by abcm2ps (its own layout options) instead of Verovio
+    ragged_share: float = 0.0       # training pieces Verovio sets unjustified, at their natural width and drawn spacing (`ragged`)
     max_staves: int = 1             # one-staff pieces only: the CPU models read short strips
     min_staves: int = 1
     collections: tuple[str, ...] = ()  # only pieces whose id starts with one of these (empty: all)
@@ -62,6 +63,9 @@ RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are
     # the default checkpoint's data: the cpu build's pieces, test and validation strips, with 30% of the training
     # strips engraved by abcm2ps in its own varied layouts (LilyPond stays held out for testing)
     'cpu-engravers': BuildConfig(name='omr-synth-cpu-engravers', abcm2ps_share=0.3),
+    # cpu-engravers with half of the training pieces set by Verovio at their natural width (unjustified, its spacing
+    # factors drawn) instead of stretched to the page: LilyPond, held out, engraves ragged-right
+    'cpu-engravers-ragged': BuildConfig(name='omr-synth-cpu-engravers-ragged', abcm2ps_share=0.3, ragged_share=0.5),
     # the GPU presets' whole pages, 30% of the training pages laid out and engraved by abcm2ps
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
                          max_staves=99, max_systems_per_piece=10**9, abcm2ps_share=0.3),
@@ -114,6 +118,8 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     try: piece = convert_piece(ref, repair=cfg.repair, chord_parts=cfg.chord_parts, bars_per_line=cfg.bars_per_system)
     except ConversionError as e: return {'failed': e.cause}
     style = sample_style(f'{cfg.seed}:{ref.piece_id}')
+    if split == 'train' and cfg.ragged_share and random.Random(f'{cfg.seed}:ragged:{ref.piece_id}').random() < cfg.ragged_share:
+        style = ragged(style, f'{cfg.seed}:{ref.piece_id}')   # its own draws: a build without it keeps every image
     out = {'records': [], 'shift_records': [], 'repaired': piece.repaired}
     if cfg.granularity == 'pages':
         pages = render_pages(piece.musicxml, style)
@@ -262,7 +268,7 @@ def _comparable(cfg: BuildConfig) -> dict:
     "The config fields that change the data (not workers, timeouts or where it is written), with the format version."
     d = asdict(cfg)
     for k in ('workers', 'timeout'): d.pop(k)
-    for k in ('min_staves', 'collections', 'chord_parts', 'bars_per_system', 'abcm2ps_share'):   # added after format 2: at their defaults, older builds stay valid
+    for k in ('min_staves', 'collections', 'chord_parts', 'bars_per_system', 'abcm2ps_share', 'ragged_share'):   # added after format 2: at their defaults, older builds stay valid
         if d[k] == getattr(BuildConfig, k): d.pop(k)
     if 'collections' in d: d['collections'] = list(d['collections'])   # as the report's JSON holds it
     return {**d, 'format_version': DATA_FORMAT_VERSION}

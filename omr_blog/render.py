@@ -9,7 +9,7 @@ Docs: https://omr-blog.github.io/omr_blog/render.html.md"""
 from __future__ import annotations
 import io, random, re, shutil, subprocess, tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,10 @@ from PIL import Image
 from .core import OmrBlogError
 
 # %% auto #0
-__all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'with_breaks', 'verovio_toolkit', 'rasterize', 'render_systems',
-           'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper', 'render_abc_abcm2ps',
-           'render_pages_abcm2ps', 'have_lilypond', 'render_musicxml_lilypond_many', 'render_musicxml_lilypond']
+__all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'ragged', 'with_breaks', 'verovio_toolkit', 'rasterize',
+           'render_systems', 'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper',
+           'render_abc_abcm2ps', 'render_pages_abcm2ps', 'have_lilypond', 'render_musicxml_lilypond_many',
+           'render_musicxml_lilypond']
 
 # %% ../nbs/01b_render.ipynb #f99c7aa5
 MUSIC_FONTS = ('Leipzig', 'Bravura', 'Leland', 'Petaluma', 'Gootville')
@@ -38,6 +39,9 @@ class RenderStyle:
     bar_numbers: bool = False    # print a bar number on every system
     background: int = 255        # paper grey level (0-255); ink stays black
     zoom: float = 0.75           # rasterisation zoom: pixels per SVG unit
+    justify: bool = True         # stretch each system to the page width (False: its natural width, as ragged-right engravers set it)
+    spacing_linear: float = 0.25      # Verovio's spacing factors (its defaults): how much space a longer note gets,
+    spacing_non_linear: float = 0.6   # in proportion (linear) and as a power of its duration (non-linear)
 
 def sample_style(seed: int | str, fonts=MUSIC_FONTS) -> RenderStyle:
     "A random but reproducible style for the piece identified by `seed`."
@@ -47,6 +51,12 @@ def sample_style(seed: int | str, fonts=MUSIC_FONTS) -> RenderStyle:
                        stem_width=round(r.uniform(0.15, 0.35), 3), bar_line_width=round(r.uniform(0.2, 0.5), 3),
                        bar_numbers=r.random() < 0.3, background=r.choice([255, 255, r.randint(215, 254)]),
                        zoom=round(r.uniform(0.6, 0.8), 3))
+
+def ragged(style: RenderStyle, seed: int | str) -> RenderStyle:
+    "`style` with each system set at its natural width, not justified, and spacing factors drawn from `seed`."
+    r = random.Random(f'ragged:{seed}')   # a stream of its own: the style's other draws stay as they were
+    return replace(style, justify=False, spacing_linear=round(r.uniform(0.15, 0.35), 3),
+                   spacing_non_linear=round(r.uniform(0.45, 0.75), 3))
 
 # %% ../nbs/01b_render.ipynb #82bcda09
 def with_breaks(musicxml: str, bars_per_line: int = 5, kind: str = 'new-page') -> str:
@@ -76,9 +86,14 @@ def _verovio_options(style: RenderStyle, page_height: int | None) -> dict:
     o = dict(font=style.font, scale=style.scale, pageWidth=style.page_width, pageMarginLeft=style.margin,
              pageMarginRight=style.margin, pageMarginTop=style.margin, pageMarginBottom=style.margin,
              staffLineWidth=style.staff_line_width, stemWidth=style.stem_width, barLineWidth=style.bar_line_width,
-             mnumInterval=1 if style.bar_numbers else 0, breaks='encoded', footer='none')
+             mnumInterval=1 if style.bar_numbers else 0, breaks='encoded', footer='none',
+             # every layout option, every time: the toolkit is reused and keeps whatever the previous piece set
+             noJustification=not style.justify, spacingLinear=style.spacing_linear,
+             spacingNonLinear=style.spacing_non_linear, adjustPageWidth=False)
     if page_height: o.update(pageHeight=page_height, adjustPageHeight=False, header='auto')
     else: o.update(adjustPageHeight=True, header='none')
+    if not style.justify and not page_height:   # a system image as wide as its music: a page no system fills, cropped
+        o.update(pageWidth=60_000, adjustPageWidth=True)
     return o
 
 def rasterize(svg: str, zoom: float = 1.0, background: int = 255) -> Image.Image:

@@ -20,7 +20,7 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
 from .render import (have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond_many, render_pages,
-                            render_pages_abcm2ps, render_systems, ragged, sample_abcm2ps_style, sample_style)
+                            render_pages_abcm2ps, render_systems, ragged_right, sample_abcm2ps_style, sample_style)
 from .workers import isolated_map
 
 # %% auto #0
@@ -41,7 +41,7 @@ class BuildConfig:
     test: int = 300
     domain_shift: bool = True       # also engrave the test images with abcm2ps (split 'test_abcm2ps')
     abcm2ps_share: float = 0.0      # training systems (or pages) engraved by abcm2ps (its own layout options) instead of Verovio
-    ragged_share: float = 0.0       # training pieces Verovio sets unjustified, at their natural width and drawn spacing (`ragged`)
+    ragged_share: float = 0.0       # training pieces Verovio sets unjustified, at their natural width and drawn spacing (`ragged_right`)
     max_staves: int = 1             # one-staff pieces only: the CPU models read short strips
     min_staves: int = 1
     collections: tuple[str, ...] = ()  # only pieces whose id starts with one of these (empty: all)
@@ -63,8 +63,8 @@ RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are
     # the default checkpoint's data: the cpu build's pieces, test and validation strips, with 30% of the training
     # strips engraved by abcm2ps in its own varied layouts (LilyPond stays held out for testing)
     'cpu-engravers': BuildConfig(name='omr-synth-cpu-engravers', abcm2ps_share=0.3),
-    # cpu-engravers with half of the training pieces set by Verovio at their natural width (unjustified, its spacing
-    # factors drawn) instead of stretched to the page: LilyPond, held out, engraves ragged-right
+    # cpu-engravers with about half of the training pieces set by Verovio at their natural width (unjustified, its
+    # spacing factors drawn) instead of stretched to the page: the held-out LilyPond strips are set ragged-right
     'cpu-engravers-ragged': BuildConfig(name='omr-synth-cpu-engravers-ragged', abcm2ps_share=0.3, ragged_share=0.5),
     # the GPU presets' whole pages, 30% of the training pages laid out and engraved by abcm2ps
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
@@ -119,7 +119,7 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     except ConversionError as e: return {'failed': e.cause}
     style = sample_style(f'{cfg.seed}:{ref.piece_id}')
     if split == 'train' and cfg.ragged_share and random.Random(f'{cfg.seed}:ragged:{ref.piece_id}').random() < cfg.ragged_share:
-        style = ragged(style, f'{cfg.seed}:{ref.piece_id}')   # its own draws: a build without it keeps every image
+        style = ragged_right(style, f'{cfg.seed}:{ref.piece_id}')   # its own draws: a build without it keeps every image
     out = {'records': [], 'shift_records': [], 'repaired': piece.repaired}
     if cfg.granularity == 'pages':
         pages = render_pages(piece.musicxml, style)
@@ -202,6 +202,8 @@ def build_dataset(cfg: BuildConfig | str = 'cpu', out: str | Path | None = None,
     if isinstance(cfg, str):
         if cfg not in RECIPES: raise OmrBlogError(f'{cfg}: unknown data recipe (choose from {", ".join(RECIPES)})')
         cfg = RECIPES[cfg]
+    if cfg.ragged_share and cfg.granularity != 'systems':   # a page keeps its width: a dense system set loosely would be cut off
+        raise OmrBlogError(f'{cfg.name}: ragged_share is for system strips only (granularity {cfg.granularity!r})')
     if cfg.domain_shift and cfg.granularity == 'systems' and not have_abcm2ps():
         raise OmrBlogError('abcm2ps is not installed; it renders the domain-shift split (run `make setup`, or pass --no-domain-shift)')
     out = Path(out) if out else dataset_path(cfg)

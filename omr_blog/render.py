@@ -18,7 +18,7 @@ from PIL import Image
 from .core import OmrBlogError
 
 # %% auto #0
-__all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'ragged', 'with_breaks', 'verovio_toolkit', 'rasterize',
+__all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'ragged_right', 'with_breaks', 'verovio_toolkit', 'rasterize',
            'render_systems', 'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper',
            'render_abc_abcm2ps', 'render_pages_abcm2ps', 'have_lilypond', 'render_musicxml_lilypond_many',
            'render_musicxml_lilypond']
@@ -39,9 +39,9 @@ class RenderStyle:
     bar_numbers: bool = False    # print a bar number on every system
     background: int = 255        # paper grey level (0-255); ink stays black
     zoom: float = 0.75           # rasterisation zoom: pixels per SVG unit
-    justify: bool = True         # stretch each system to the page width (False: its natural width, as ragged-right engravers set it)
-    spacing_linear: float = 0.25      # Verovio's spacing factors (its defaults): how much space a longer note gets,
-    spacing_non_linear: float = 0.6   # in proportion (linear) and as a power of its duration (non-linear)
+    justify: bool = True         # stretch each system to the page width (False: its natural width, ragged-right)
+    spacing_linear: float = 0.25      # Verovio's spacing (its defaults): a note's space is spacing_linear x its duration
+    spacing_non_linear: float = 0.6   # to the power spacing_non_linear: the first scales all space, the second how much more a longer note gets
 
 def sample_style(seed: int | str, fonts=MUSIC_FONTS) -> RenderStyle:
     "A random but reproducible style for the piece identified by `seed`."
@@ -52,7 +52,7 @@ def sample_style(seed: int | str, fonts=MUSIC_FONTS) -> RenderStyle:
                        bar_numbers=r.random() < 0.3, background=r.choice([255, 255, r.randint(215, 254)]),
                        zoom=round(r.uniform(0.6, 0.8), 3))
 
-def ragged(style: RenderStyle, seed: int | str) -> RenderStyle:
+def ragged_right(style: RenderStyle, seed: int | str) -> RenderStyle:
     "`style` with each system set at its natural width, not justified, and spacing factors drawn from `seed`."
     r = random.Random(f'ragged:{seed}')   # a stream of its own: the style's other draws stay as they were
     return replace(style, justify=False, spacing_linear=round(r.uniform(0.15, 0.35), 3),
@@ -87,7 +87,7 @@ def _verovio_options(style: RenderStyle, page_height: int | None) -> dict:
              pageMarginRight=style.margin, pageMarginTop=style.margin, pageMarginBottom=style.margin,
              staffLineWidth=style.staff_line_width, stemWidth=style.stem_width, barLineWidth=style.bar_line_width,
              mnumInterval=1 if style.bar_numbers else 0, breaks='encoded', footer='none',
-             # every layout option, every time: the toolkit is reused and keeps whatever the previous piece set
+             # every option a style sets, every time: the toolkit is reused and keeps whatever the previous piece set
              noJustification=not style.justify, spacingLinear=style.spacing_linear,
              spacingNonLinear=style.spacing_non_linear, adjustPageWidth=False)
     if page_height: o.update(pageHeight=page_height, adjustPageHeight=False, header='auto')

@@ -173,10 +173,10 @@ def test_engraver_mix_changes_training_strips_only_and_keeps_labels():
     t = select_pieces(plain)['test'][0]
     assert piece_records(t, "test", plain)["records"] == piece_records(t, "test", mixed)["records"]   # Verovio test strips unchanged
 
-def test_ragged_share_narrows_some_training_strips_only_and_keeps_labels():
+def test_ragged_share_narrows_some_training_strips_only_and_keeps_labels(tmp_path):
     "cpu-engravers-ragged: a seeded half of the training pieces set unjustified (narrower strips), labels and test strips unchanged."
+    import io, random
     from PIL import Image
-    import io
     from omr_blog.dataset import _comparable, piece_records, select_pieces
     assert 'ragged_share' not in _comparable(RECIPES['cpu-engravers']) and _comparable(RECIPES['cpu-engravers-ragged'])['ragged_share'] == 0.5
     plain = replace(RECIPES['cpu'], domain_shift=False)
@@ -187,11 +187,14 @@ def test_ragged_share_narrows_some_training_strips_only_and_keeps_labels():
     assert [[r['transcription'] for r in p] for p in a] == [[r['transcription'] for r in p] for p in b]
     width = lambda r: Image.open(io.BytesIO(r['image'])).width
     same = [all(x['image'] == y['image'] for x, y in zip(p, q)) for p, q in zip(a, b)]
-    assert 0 < sum(same) < len(refs)                                   # drawn per piece: some pieces changed, some not
+    drawn = [random.Random(f'{loose.seed}:ragged:{ref.piece_id}').random() < loose.ragged_share for ref in refs]
+    assert 0 < sum(drawn) < len(refs) and [not s for s in same] == drawn   # exactly the drawn pieces changed: no layout leaks on
     for p, q, kept in zip(a, b, same):                                 # a changed piece: every strip narrower
         if not kept: assert all(width(y) < width(x) for x, y in zip(p, q))
     t = select_pieces(plain)['test'][0]
     assert piece_records(t, 'test', plain)['records'] == piece_records(t, 'test', loose)['records']   # test strips unchanged
+    with pytest.raises(OmrBlogError, match='system strips only'):
+        build_dataset(replace(RECIPES['pages'], ragged_share=0.5), out=tmp_path, progress=False)
 
 @pytest.mark.skipif(shutil.which('abcm2ps') is None, reason='abcm2ps is installed by make setup')
 def test_an_abcm2ps_that_hangs_costs_its_strip_not_the_piece(monkeypatch):

@@ -12,7 +12,6 @@ e.g. runs/cpu-long-engravers-b8/resnet50/checkpoint runs/cpu-long-engravers-ink/
 import argparse
 import torch
 from PIL import ImageFilter
-from omr_blog.batching import ImageSpec
 from omr_blog.checkpoints import load_checkpoint
 from omr_blog.dataset import load_omr_dataset
 from omr_blog.degrade import SpacingConfig, vary_spacing
@@ -36,7 +35,7 @@ def main():
     torch.manual_seed(0)
     for ckpt in a.checkpoints:
         model, tok, cfg = load_checkpoint(ckpt)
-        spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+        spec = cfg.image_spec(model.backbone.multiple)
         split = load_omr_dataset(a.dataset or cfg.dataset)[a.split]
         split = split.select(range(min(a.n, len(split))))
         ser = {}

@@ -190,8 +190,8 @@ class Suite:
         "`n` real pages (cycled if fewer) at the config's height, padded as training pads them, on the device."
         import io
         from PIL import Image
-        from omr_blog.batching import Collate, ImageSpec, image_to_tensor
-        spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=stride)
+        from omr_blog.batching import Collate, image_to_tensor
+        spec = cfg.image_spec(stride)
         items = [(image_to_tensor(Image.open(io.BytesIO(r['image'])), spec), self.tok.encode_label(r['transcription'], cfg.decoder.max_len))
                  for r in (self.pages[i % len(self.pages)] for i in range(n))]
         return {k: v.to(self.device) for k, v in Collate(spec, self.tok.pad_id)(items).items()}

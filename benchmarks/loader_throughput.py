@@ -60,7 +60,7 @@ def main():
     cfg = make_config('cpu-tiny', a.backbone, dataset=a.dataset)
     tok_t = train_dataset_tokenizer(dataset_path(a.dataset), cfg.vocab_size)
     m = build_model(cfg, tok_t).train()
-    ds_t = OmrDataset(d['train'], tok_t, ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=m.backbone.multiple))
+    ds_t = OmrDataset(d['train'], tok_t, cfg.image_spec(m.backbone.multiple))
     batches = [Collate(ds_t.spec, tok_t.pad_id)([ds_t[i] for i in b]) for b in WidthBucketSampler(ds_t.widths, cfg.batch_size, seed=0).batches()[:a.steps + 1]]
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
     amp = resolve_precision(cfg.precision, torch.device('cpu'))

@@ -11,7 +11,7 @@ cycled for `--steps` optimizer steps.
 import argparse, time
 import torch
 from omr_blog.backbones import BACKBONES
-from omr_blog.batching import Collate, ImageSpec, OmrDataset
+from omr_blog.batching import Collate, OmrDataset
 from omr_blog.checkpoints import build_model
 from omr_blog.cli import _parse_sets
 from omr_blog.config import make_config, resolve_precision
@@ -23,7 +23,7 @@ def cycling_steps(backbone: str, strips: int, preset: str, blank: bool = False, 
     cfg = make_config(preset, backbone, **overrides)
     torch.manual_seed(0)
     data, tok, _ = load_training_data(cfg)
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width)
+    spec = cfg.image_spec(16)
     ds, collate = OmrDataset(data['train'].select(range(strips)), tok, spec, cfg.decoder.max_len), Collate(spec, tok.pad_id)
     model = build_model(cfg, tok).train()
     opt = adamw(model, cfg.lr, cfg.weight_decay)

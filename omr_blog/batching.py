@@ -18,8 +18,9 @@ from PIL import Image, UnidentifiedImageError
 from .core import OmrBlogError
 
 # %% auto #0
-__all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'image_to_tensor',
-           'pad_images', 'pad_ids', 'OmrDataset', 'Collate', 'WidthBucketSampler', 'padded_share']
+__all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'model_view',
+           'pixels_to_tensor', 'image_to_tensor', 'longest_run', 'staff_lines', 'fit_staff', 'pad_images', 'pad_ids',
+           'OmrDataset', 'Collate', 'WidthBucketSampler', 'padded_share']
 
 # %% ../nbs/01e_batching.ipynb #1027b1e3
 IMAGE_SIGNATURES = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b'RIFF')   # PNG JPEG GIF TIFF BMP WebP
@@ -66,16 +67,62 @@ class ImageSpec:
     max_width: int = 1024    # wider images are squeezed to this width (rare: very dense systems)
     stride: int = 16         # batch widths are padded to a multiple of this (the encoder's total stride)
     pad_value: float = 1.0   # padding is white paper
+    staff_share: float | None = None   # if set, each strip is first cropped or padded so that its staff takes this share
+                                       # of its height (`fit_staff`): every engraver's staff reaches the model at one size
 
 def resize_to_height(im: Image.Image, spec: ImageSpec) -> Image.Image:
     "Scale to `spec.height`, keeping the aspect ratio (capped at `spec.max_width`)."
     w = max(1, min(spec.max_width, round(im.width * spec.height / im.height)))
     return im.resize((w, spec.height), Image.Resampling.BILINEAR)
 
-def image_to_tensor(im: Image.Image, spec: ImageSpec) -> torch.Tensor:
-    "(3, H, W) float tensor in [0, 1] from any PIL image."
+def model_view(im: Image.Image, spec: ImageSpec) -> Image.Image:
+    "What the model reads of any PIL image: RGB, its staff fitted (if `spec.staff_share`), scaled to `spec.height`."
+    im = to_rgb(im)
+    return resize_to_height(fit_staff(im, spec.staff_share) if spec.staff_share else im, spec)
+
+def pixels_to_tensor(im: Image.Image, spec: ImageSpec) -> torch.Tensor:
+    "(3, H, W) float tensor in [0, 1] of an image already in the model's view (scaled again if a transform resized it)."
     a = np.asarray(resize_to_height(to_rgb(im), spec), dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1).contiguous()
+
+def image_to_tensor(im: Image.Image, spec: ImageSpec) -> torch.Tensor:
+    "(3, H, W) float tensor in [0, 1] from any PIL image."
+    return pixels_to_tensor(model_view(im, spec), spec)
+
+# %% ../nbs/01e_batching.ipynb #d6283ba3
+def longest_run(row: np.ndarray) -> int:
+    "Length of the longest run of True in a boolean row: staff lines are long unbroken runs, text is not."
+    d = np.diff(np.concatenate([[0], row.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    return int((ends - starts).max()) if len(starts) else 0
+
+def staff_lines(im: Image.Image, faint: float = 0.15, unbroken: float = 0.5) -> np.ndarray | None:
+    "Row positions (5,) of the lines of the one staff in a strip, top to bottom; None unless exactly five, equally spaced."
+    g = np.asarray(im.convert('L'), dtype=np.float32)
+    paper = max(float(np.percentile(g, 90)), 1.0)                   # most of a strip is paper
+    dark = np.clip((paper - g) / paper, 0, 1)                        # (H, W) 0 paper .. 1 black
+    cols = np.flatnonzero((dark > faint).sum(0) >= 2)
+    if len(cols) < 16: return None
+    dark = dark[:, cols[0]:cols[-1] + 1]                             # the music's columns
+    pair = dark + np.vstack([dark[1:], np.zeros((1, dark.shape[1]))]) > faint   # (H, W') a row with the next: thin lines
+    is_line = np.array([longest_run(r) >= unbroken * dark.shape[1] for r in pair])
+    d = np.diff(np.concatenate([[0], is_line.astype(np.int8), [0]]))
+    top, bottom = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    if len(top) != 5: return None
+    rows = (top + bottom) / 2                                        # each line's centre (a line is ~2 paired rows)
+    gaps = np.diff(rows)
+    return rows if gaps.min() >= 2 and gaps.max() <= 1.25 * gaps.min() + 1 else None
+
+def fit_staff(im: Image.Image, share: float) -> Image.Image:
+    "The strip cropped, or padded with its paper, around its staff so that the staff takes `share` of the height; as is if no staff is found."
+    rows = staff_lines(im)
+    if rows is None: return im
+    height, middle = (rows[-1] - rows[0]) / share, (rows[0] + rows[-1]) / 2
+    top = int(round(middle - height / 2))
+    paper = int(np.percentile(np.asarray(im.convert('L')), 90))
+    out = Image.new(im.mode, (im.width, max(1, int(round(height)))), paper if len(im.getbands()) == 1 else (paper,) * len(im.getbands()))
+    out.paste(im, (0, -top))
+    return out
 
 # %% ../nbs/01e_batching.ipynb #f9970781
 def pad_images(images: list[torch.Tensor], spec: ImageSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,13 +157,15 @@ class OmrDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         rec = self._raw[int(i)]
         im = Image.open(io.BytesIO(rec['image']['bytes'])) if rec['image']['bytes'] else Image.open(rec['image']['path'])
+        im = model_view(im, self.spec)   # the staff fitted on the clean image, then the copy is degraded (as a scan would be)
         if self.transform:   # at the training height: a third of the pixels to degrade, and the blur is in model pixels
-            im = self.transform(resize_to_height(to_rgb(im), self.spec), (self.seed, self.epoch, int(i)))
-        return image_to_tensor(im, self.spec), self.tok.encode_label(rec['transcription'], self.max_len)
+            im = self.transform(im, (self.seed, self.epoch, int(i)))
+        return pixels_to_tensor(im, self.spec), self.tok.encode_label(rec['transcription'], self.max_len)
 
     @property
     def widths(self) -> list[int]:
-        "Each image's width after height normalisation (read from the image headers only)."
+        """Each image's width after height normalisation (read from the image headers only: with `staff_share`, an estimate
+        before the fit, good enough to bucket similar widths)."""
         if self._widths is None:
             ws = []
             for rec in self._raw.select_columns(['image']):

@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from .core import OmrBlogError, project_root
+from .batching import ImageSpec
 from .model import DecoderConfig
 
 # %% auto #0
@@ -84,6 +85,8 @@ class TrainConfig:
     augment: bool = False              # train on scanned/photographed copies (01f_degrade), drawn anew per image and epoch
     ink: bool = False                  # and printed with heavier or lighter strokes first (01f vary_ink), anew per image and epoch
     spacing: bool = False              # and, before the ink, set wider or tighter (01f vary_spacing), anew per image and epoch
+    staff_share: float | None = None   # crop or pad every image (train, eval, transcribe) so that its staff takes this share
+                                       # of the height (01e fit_staff): one staff size whatever the engraver's margins
     # beyond teacher forcing (03f_scheduled_sampling); the default 0 is plain teacher forcing
     scheduled_sampling: float = 0.0    # final share of decoder inputs replaced by the model's own Gumbel-Softmax prediction
     ss_start: float = 0.25             # share of the run (steps or time budget) of pure teacher forcing before the ramp
@@ -94,6 +97,10 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.decoder, dict): self.decoder = dataclass_from(DecoderConfig, self.decoder, 'decoder')   # (read back from JSON)
         self.decoder = replace(self.decoder, vocab_size=self.vocab_size)   # one vocabulary size; the model takes the tokenizer's exact one
+
+    def image_spec(self, stride: int) -> ImageSpec:
+        "How this run's images reach a model whose encoder has total `stride`."
+        return ImageSpec(height=self.height, max_width=self.max_width, stride=stride, staff_share=self.staff_share)
 
 # %% ../nbs/03a_config.ipynb #fae8fbbb
 def presets_dir() -> Path: return project_root()/'configs'/'presets'

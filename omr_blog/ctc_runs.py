@@ -79,7 +79,7 @@ def train_ctc(cfg: TrainConfig, out: str | Path | None = None, progress: bool = 
     head = {k: getattr(cfg.decoder, k) for k in ('d_model', 'n_layers', 'n_heads', 'd_ff', 'dropout')}   # sized like the decoder
     model = CTCRecognizer(CTCConfig(cfg.backbone, cfg.backbone_size, len(tok), tok.pad_id, **head)).to(device)
     specials = (tok.bos_id, tok.eos_id, tok.pad_id)
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+    spec = cfg.image_spec(model.backbone.multiple)
     train_ds = OmrDataset(data['train'], tok, spec, cfg.decoder.max_len)
     batches = BatchStream(train_ds, WidthBucketSampler(train_ds.widths, cfg.batch_size, seed=cfg.seed, drop_last=True), Collate(spec, tok.pad_id))
     opt = adamw(model, cfg.lr, cfg.weight_decay)

@@ -106,7 +106,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = 'test', dataset: st
     data = load_omr_dataset(name if name == 'pdmx-synth' else ds_dir)
     base = 'test' if split == DEGRADED_SPLIT else split   # the degraded test split is the test split through `degrade`
     if base not in data: raise OmrBlogError(f'{split}: no such split in {name} (have: {", ".join([*data, DEGRADED_SPLIT])})')
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+    spec = cfg.image_spec(model.backbone.multiple)
     out = Path(out) if out else Path(checkpoint).resolve().parent/'eval'
     tag = record or (split if beam == 1 else f'{split}-beam{beam}')
     m = evaluate_split(model, data[base], tok, spec, n, batch_size, torch.device('cpu'), None,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
+from .batching import Collate, OmrDataset, WidthBucketSampler
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import dataclass_from, resolve_precision
 from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, provenance, runs_dir, write_json, tqdm
@@ -196,7 +196,7 @@ def grpo_finetune(cfg: GRPOConfig, progress: bool = True) -> dict:
     opt = adamw(model, cfg.lr, weight_decay=0.0)
     ds_dir = resolve_dataset_dir(tcfg.dataset)
     data = load_omr_dataset(tcfg.dataset if tcfg.dataset == 'pdmx-synth' else ds_dir)
-    spec = ImageSpec(height=tcfg.height, max_width=tcfg.max_width, stride=model.backbone.multiple)
+    spec = tcfg.image_spec(model.backbone.multiple)
     train_ds = OmrDataset(data['train'], tok, spec, model.cfg.decoder.max_len)
     batches = BatchStream(train_ds, WidthBucketSampler(train_ds.widths, cfg.images_per_step, seed=cfg.seed, drop_last=True),
                           Collate(spec, tok.pad_id))

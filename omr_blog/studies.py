@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .batching import Collate, ImageSpec, OmrDataset
+from .batching import Collate, OmrDataset
 from .checkpoints import load_checkpoint
 from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, provenance, results_dir, runs_dir, write_json
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
@@ -83,7 +83,7 @@ def int8_study(checkpoint: str | Path | None = None, n: int = 100, new_tokens: i
     model, tok, cfg = load_checkpoint(ckpt)
     ds_dir = resolve_dataset_dir(cfg.dataset)
     test = load_omr_dataset(ds_dir)['test']
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+    spec = cfg.image_spec(model.backbone.multiple)
     q = quantize_int8(model)
     batch = Collate(spec, tok.pad_id)([OmrDataset(test, tok, spec, 512)[i] for i in range(16)])
     rec = {'checkpoint': str(ckpt.relative_to(project_root()) if ckpt.is_relative_to(project_root()) else ckpt), 'n': n,

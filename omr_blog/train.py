@@ -248,7 +248,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, stop_aft
         net = DDP(model, device_ids=[local_rank] if device.type == 'cuda' else None)
     if cfg.compile: net = torch.compile(net, dynamic=True)   # the weights stay `model`'s: checkpoints and evaluation use it
     accumulation = max(1, cfg.effective_batch // (cfg.batch_size * world))
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+    spec = cfg.image_spec(model.backbone.multiple)
     copies = (partial(training_copy, spacing=SpacingConfig() if cfg.spacing else None, ink=InkConfig() if cfg.ink else None,
                       scan=DegradeConfig() if cfg.augment else None)
               if cfg.spacing or cfg.ink or cfg.augment else None)   # augment alone: the very scans it drew before the others existed

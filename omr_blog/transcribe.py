@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from .batching import ImageSpec, image_to_tensor, open_image, pad_images, to_rgb
+from .batching import image_to_tensor, longest_run, open_image, pad_images, to_rgb
 from .checkpoints import load_checkpoint
 from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, results_dir, write_json
 from .corpus import ConversionError, abc_to_musicxml
@@ -34,12 +34,6 @@ __all__ = ['HEADER_LINE', 'TEXT_TITLE', 'OUTPUTS', 'find_systems', 'crop_systems
            'transcribe']
 
 # %% ../nbs/04a_transcribe.ipynb #5b5a5b51
-def _longest_run(row: np.ndarray) -> int:
-    "Length of the longest run of True in a boolean row: staff lines are long unbroken runs, text is not."
-    d = np.diff(np.concatenate([[0], row.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-    return int((ends - starts).max()) if len(starts) else 0
-
 def find_systems(im: Image.Image, contrast: int = 20, min_gap: int = 3, staff_row_share: float = 0.5) -> list[tuple[int, int]]:
     "Row ranges (top, bottom) of the staff systems of a page, top to bottom; [] when none is found."
     g = np.asarray(to_rgb(im).convert('L')).astype(np.int16)
@@ -62,7 +56,7 @@ def find_systems(im: Image.Image, contrast: int = 20, min_gap: int = 3, staff_ro
     for t, b in bands:
         c = np.flatnonzero(ink[t:b].any(0))
         width = c[-1] - c[0] + 1
-        is_line = np.array([_longest_run(r) >= staff_row_share * width for r in ink[t:b]])   # rows that are a staff line
+        is_line = np.array([longest_run(r) >= staff_row_share * width for r in ink[t:b]])   # rows that are a staff line
         runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], is_line.astype(np.int8), [0]]))))[::2]   # (n,) their thicknesses
         lines = int((runs <= max(4, 0.1 * (b - t))).sum())          # thin ones: lines, not a solid block (a shadow, a dark object)
         if lines >= 4 and width >= 0.1 * page_width: systems.append((int(t + y0), int(b + y0)))
@@ -124,8 +118,8 @@ def has_staff(im: Image.Image, ink_below: float = 0.95, prominence: float = 0.25
     if len(cols) < 16: return False
     x, width = slice(cols[0], cols[-1] + 1), cols[-1] - cols[0] + 1
     p, darkness = ink[:, x].mean(1), dark[:, x].mean(1)                          # (H,) share of each row that is ink; its mean darkness
-    line = lambda y: p[y] >= 0.75 or _longest_run(ink[y, x]) >= 0.5 * width     # a staff line runs on; text breaks
-    unbroken = lambda y: _longest_run(ink_raw[max(0, y - 1):y + 2, x].any(0)) >= 0.5 * width   # even without the mean along rows
+    line = lambda y: p[y] >= 0.75 or longest_run(ink[y, x]) >= 0.5 * width     # a staff line runs on; text breaks
+    unbroken = lambda y: longest_run(ink_raw[max(0, y - 1):y + 2, x].any(0)) >= 0.5 * width   # even without the mean along rows
     def thickness(y: int, floor: float) -> int:   # rows around a line darker than halfway between it and the paper between lines
         y = max(range(max(0, y - 1), min(len(darkness), y + 2)), key=darkness.__getitem__)
         half, t, b = (darkness[y] + floor) / 2, y, y
@@ -187,7 +181,7 @@ def transcribe_image(model, tok, cfg, im: Image.Image, beam: int = 1, max_new_to
     bands = find_systems(im)
     if not bands and not has_staff(im): raise OmrBlogError('no staff found: the image shows no five-line staff, so there is no music to read')
     parts = crop_systems(im, bands=bands) if cfg.height < 512 else [im]   # strip models read one system at a time
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+    spec = cfg.image_spec(model.backbone.multiple)
     images, mask = pad_images([image_to_tensor(p, spec) for p in parts], spec)
     limit = max_new_tokens or cfg.eval_max_new_tokens or model.cfg.decoder.max_len - 1
     ids = (beam_search(model, images, mask, beam=beam, max_new_tokens=limit) if beam > 1 else

@@ -108,3 +108,29 @@ def test_augmented_stream_resumes_to_the_same_images_and_differs_per_epoch(tiny,
         assert mask[:, 0, :].sum(1).tolist() == [im.shape[-1] for im, _ in items]   # each copy's own width is what is unmasked
     else: assert e0.shape == e1.shape == clean[2][0].shape                  # the same size: width buckets stay right
     assert not torch.equal(e0, e1) and not torch.equal(e0, clean[2][0])     # a new copy each epoch, never the clean one
+
+def test_fitting_the_staff_makes_the_paper_around_it_irrelevant(tiny, tokenizer):
+    from omr_blog.batching import fit_staff, model_view, staff_lines
+    spec, strips = ImageSpec(height=64, staff_share=0.265), [to_rgb(tiny['train'][i]['image']) for i in range(12)]
+    found = [s for s in strips if staff_lines(s) is not None]
+    assert len(found) >= 10
+    for s in found:
+        rows = staff_lines(fit_staff(s, spec.staff_share))
+        fitted = fit_staff(s, spec.staff_share)
+        assert rows is not None and abs((rows[-1] - rows[0]) / fitted.height - spec.staff_share) < 2 / fitted.height
+        roomy = Image.new('RGB', (s.width, s.height * 4), 'white'); roomy.paste(s, (0, s.height * 2))   # the same staff, low on more paper
+        a, b = (np.asarray(model_view(x, spec), dtype=np.float32) for x in (s, roomy))
+        assert a.shape == b.shape and np.abs(a - b).mean() < 3                   # the same view, within a pixel of rounding
+        assert model_view(roomy, ImageSpec(height=64)).width < 0.7 * a.shape[1]  # which it was not without the fit
+    ds = OmrDataset(tiny['train'].select(range(3)), tokenizer, spec)
+    assert torch.equal(ds[0][0], image_to_tensor(tiny['train'][0]['image'], spec))
+
+def test_no_single_staff_means_no_fit():
+    from omr_blog.batching import fit_staff
+    blank = Image.new('L', (400, 80), 255)
+    lines = Image.new('L', (400, 120), 255)
+    for y in [20, 26, 32, 38, 44, 70, 76, 82, 88, 94]: lines.paste(0, (10, y, 390, y + 1))   # a grand staff: ten lines
+    for im in (blank, lines, Image.new('L', (1, 1), 0)):
+        assert fit_staff(im, 0.25) is im
+    one = lines.crop((0, 0, 400, 60))                                          # its upper staff alone
+    assert fit_staff(one, 0.25).size == (400, round(24 / 0.25))

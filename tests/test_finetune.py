@@ -7,7 +7,6 @@ from omr_blog.checkpoints import load_checkpoint
 from omr_blog.config import make_config
 from omr_blog.train import train
 from omr_blog.evaluation import evaluate_split
-from omr_blog.batching import ImageSpec
 from omr_blog.dataset import load_omr_dataset
 
 pytestmark = pytest.mark.slow   # trains, runs papermill or a browser: not in make test-fast
@@ -40,7 +39,7 @@ def test_mode_trains_only_its_part_and_its_checkpoint_reloads(tiny_dir, tmp_path
     assert len(saved) < len(src) or mode != 'frozen'
     # the checkpoint (adapters + decoder) plus init_from (frozen weights) gives back the same model
     model, tok, cfg = load_checkpoint(tmp_path/'checkpoint')
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+    spec = cfg.image_spec(model.backbone.multiple)
     again = evaluate_split(model, load_omr_dataset(tiny_dir)['test'], tok, spec, 4, 4, torch.device('cpu'), max_new_tokens=cfg.eval_max_new_tokens)
     assert again['loss'] == pytest.approx(r['metrics']['test']['loss'], rel=1e-3)
 

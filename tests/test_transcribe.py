@@ -167,11 +167,11 @@ def test_an_image_without_music_is_refused_not_guessed(tiny_checkpoint, tmp_path
 
 def test_confidence_is_the_mean_log_probability_of_the_tokens_written(tiny_checkpoint, strip):
     import torch
-    from omr_blog.batching import ImageSpec, image_to_tensor, pad_images
+    from omr_blog.batching import image_to_tensor, pad_images
     from omr_blog.decoding import greedy_decode
     from omr_blog.transcribe import sequence_confidence
     model, tok, cfg = load_checkpoint(tiny_checkpoint)
-    spec = ImageSpec(height=cfg.height, max_width=cfg.max_width, stride=model.backbone.multiple)
+    spec = cfg.image_spec(model.backbone.multiple)
     images, mask = pad_images([image_to_tensor(strip, spec), image_to_tensor(strip.crop((0, 0, strip.width // 2, strip.height)), spec)], spec)
     with torch.no_grad():
         ids = greedy_decode(model, images, mask, max_new_tokens=20)

@@ -105,7 +105,8 @@ def staff_lines(im: Image.Image, faint: float = 0.15, unbroken: float = 0.5) -> 
     if len(cols) < 16: return None
     dark = dark[:, cols[0]:cols[-1] + 1]                             # the music's columns
     pair = dark + np.vstack([dark[1:], np.zeros((1, dark.shape[1]))]) > faint   # (H, W') a row with the next: thin lines
-    is_line = np.array([longest_run(r) >= unbroken * dark.shape[1] for r in pair])
+    is_line = pair.mean(1) >= unbroken                               # (H,) a row half ink could be a line ...
+    is_line[is_line] = [longest_run(r) >= unbroken * dark.shape[1] for r in pair[is_line]]   # ... if it runs unbroken
     d = np.diff(np.concatenate([[0], is_line.astype(np.int8), [0]]))
     top, bottom = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
     if len(top) != 5: return None

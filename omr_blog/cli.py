@@ -194,13 +194,15 @@ def add_eval(sub):
     e.add_argument('--omr-ned', type=int, default=50, metavar='N', help='OMR-NED (musicdiff) on the first N items (default 50; 0 = off)')
     e.add_argument('--out', help='output folder')
     e.add_argument('--name', help='record name (default: the split, or <split>-beamK); e.g. test_lilypond for the test split of omr-synth-cpu-lilypond')
+    e.add_argument('--staff-share', type=float, metavar='S', help="crop or pad every strip so that its staff takes this share of "
+                   "its height (0 < S < 1) before reading it (default: as the checkpoint was trained)")
     _add_quiet(e)
     e.set_defaults(func=_cmd_eval)
 
 def _cmd_eval(a):
     from omr_blog.evaluation import evaluate_checkpoint
     r = evaluate_checkpoint(a.checkpoint, a.split, a.dataset, a.n, a.beam, a.batch_size, a.max_new_tokens, a.omr_ned, a.out,
-                            progress=not a.quiet, record=a.name)
+                            progress=not a.quiet, record=a.name, staff_share=a.staff_share)
     print(json.dumps({k: r[k] for k in ('checkpoint', 'backbone', 'split', 'beam', 'metrics')}, indent=2))
 
 # %% ../nbs/99_cli.ipynb #ffdfb71c

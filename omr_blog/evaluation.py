@@ -8,6 +8,7 @@ Docs: https://omr-blog.github.io/omr_blog/evaluation.html.md"""
 # %% ../nbs/03e_evaluation.ipynb #9dedf879
 from __future__ import annotations
 import contextlib
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -96,23 +97,27 @@ def evaluate_run(model, data, tok: AbcTokenizer, spec: ImageSpec, cfg, device, a
 # %% ../nbs/03e_evaluation.ipynb #5afbd7db
 def evaluate_checkpoint(checkpoint: str | Path, split: str = 'test', dataset: str | None = None, n: int | None = None,
                         beam: int = 1, batch_size: int = 32, max_new_tokens: int | None = None, omr_ned_n: int = 50,
-                        out: str | Path | None = None, progress: bool = True, record: str | None = None) -> dict:
+                        out: str | Path | None = None, progress: bool = True, record: str | None = None,
+                        staff_share: float | None = None) -> dict:
     """Evaluate a checkpoint on a split; writes `<record>.json` + predictions under `out` (default: beside the checkpoint, eval/).
-    `record` defaults to the split (`<split>-beamK` for beam search); name a split of another dataset after it, e.g. test_lilypond."""
+    `record` defaults to the split (`<split>-beamK` for beam search); name a split of another dataset after it, e.g. test_lilypond.
+    `staff_share`: fit every strip's staff to this share of its height first (01e fit_staff), whatever the checkpoint was trained on."""
     if beam < 1: raise OmrBlogError(f'--beam {beam}: beam width must be >= 1')
+    if staff_share is not None and not 0 < staff_share < 1: raise OmrBlogError(f'--staff-share {staff_share}: a share of the height, between 0 and 1')
     model, tok, cfg = load_checkpoint(checkpoint)
     name = dataset or cfg.dataset
     ds_dir = resolve_dataset_dir(name)
     data = load_omr_dataset(name if name == 'pdmx-synth' else ds_dir)
     base = 'test' if split == DEGRADED_SPLIT else split   # the degraded test split is the test split through `degrade`
     if base not in data: raise OmrBlogError(f'{split}: no such split in {name} (have: {", ".join([*data, DEGRADED_SPLIT])})')
-    spec = cfg.image_spec(model.backbone.multiple)
+    spec = replace(cfg.image_spec(model.backbone.multiple), staff_share=staff_share or cfg.staff_share)
     out = Path(out) if out else Path(checkpoint).resolve().parent/'eval'
     tag = record or (split if beam == 1 else f'{split}-beam{beam}')
     m = evaluate_split(model, data[base], tok, spec, n, batch_size, torch.device('cpu'), None,
                        max_new_tokens or cfg.eval_max_new_tokens, beam, out, tag, omr_ned_n, progress,
                        DegradeConfig() if split == DEGRADED_SPLIT else None)
     record = {'checkpoint': str(checkpoint), 'backbone': cfg.backbone, 'preset': cfg.preset, 'split': split, 'beam': beam,
+              'staff_share': spec.staff_share,
               'max_new_tokens': max_new_tokens or cfg.eval_max_new_tokens, 'metrics': m,
               'dataset': dataset_record(name, ds_dir),
               'provenance': provenance()}

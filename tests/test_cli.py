@@ -20,3 +20,7 @@ def test_info_reports_the_tiny_dataset(tiny_dir):
     import json
     r = run('info', str(tiny_dir)); assert r.returncode == 0
     info = json.loads(r.stdout); assert info['sizes']['train'] == 400 and len(info['fingerprint']) == 64
+
+def test_eval_refuses_a_staff_share_that_is_not_a_share(tmp_path):
+    r = run('eval', '--checkpoint', str(tmp_path), '--staff-share', '1.5')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and '--staff-share' in r.stderr

@@ -18,8 +18,8 @@ from .metrics import abc_symbols, bootstrap_ser, distinct_share, paired_ser_diff
 from .train import flat_record
 
 # %% auto #0
-__all__ = ['load_runs', 'results_table', 'paired_differences', 'load_curve', 'load_predictions', 'gpu_result_dirs', 'rerun_table',
-           'rank_swaps', 'gpu_step_rows', 'failure_groups', 'group_error']
+__all__ = ['load_runs', 'results_table', 'paired_differences', 'load_curve', 'load_predictions', 'gpu_result_dirs', 'ran_alike',
+           'checkpoint_split_metrics', 'rerun_table', 'rank_swaps', 'gpu_step_rows', 'failure_groups', 'group_error']
 
 # %% ../nbs/04_results.ipynb #55237050
 def load_runs(preset: str) -> dict[str, dict]:
@@ -62,6 +62,17 @@ def gpu_result_dirs() -> list:
     return [d for d in sorted(p for p in root.iterdir() if p.is_dir()) if any(on_gpu(f) for f in d.rglob('*.json'))] if root.exists() else []
 
 # %% ../nbs/04_results.ipynb #d7a1c0e2
+def ran_alike(a: dict, b: dict, ignore: tuple = ()) -> bool:
+    """Whether two run records trained alike to the same step: configs equal but for bookkeeping and the `ignore`d fields,
+    the same optimizer steps, and neither stopped by the time guard (a run cut short would widen any run-to-run spread)."""
+    return (trained_alike(a, b, dict.fromkeys(ignore)) and a.get('steps') == b.get('steps')
+            and not (a.get('stopped_by_time_budget') or b.get('stopped_by_time_budget')))
+
+def checkpoint_split_metrics(run: str, split: str) -> dict | None:
+    "A ResNet-50 checkpoint run's metrics on one version of the test strips: its `omr-blog eval` record, else its run record."
+    rec = read_json(results_dir(run, 'eval', f'{split}.json'))
+    return rec['metrics'] if rec else ((read_json(results_dir(run, 'resnet50.json')) or {}).get('metrics') or {}).get(split)
+
 def rerun_table(preset: str, rerun: str) -> list[dict]:
     """Each backbone trained twice on the same recipe (records under results/<preset>/ and results/<rerun>/ whose configs
     agree but for bookkeeping, both run to the same step without the time guard stopping them): its test music SER in
@@ -72,8 +83,7 @@ def rerun_table(preset: str, rerun: str) -> list[dict]:
     return [{'backbone': n, 'title': a['title'], 'ser': a['test_music_ser'], 'rerun_ser': b['test_music_ser'],
              'moved': b['test_music_ser'] - a['test_music_ser'], 'half_width': (a['test_music_ser_hi'] - a['test_music_ser_lo']) / 2}
             for n, a in first.items() if (b := second.get(n)) and a['test_music_ser'] is not None and b['test_music_ser'] is not None
-            and trained_alike(runs[n], reruns[n])
-            and runs[n].get('steps') == reruns[n].get('steps') and not (runs[n].get('stopped_by_time_budget') or reruns[n].get('stopped_by_time_budget'))]
+            and ran_alike(runs[n], reruns[n])]
 
 def rank_swaps(twice: list[dict]) -> list[tuple[str, str]]:
     "The pairs of backbones (titles, the first run's better one first) that `rerun_table`'s second run ranks the other way."

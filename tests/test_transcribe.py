@@ -191,3 +191,19 @@ def test_the_preview_shows_no_title_placeholder():
     tune = 'L:1/8\nM:2/4\nK:D\nV:1 treble\nV:1\n A2 Ad | d2 cd |'
     placeholder, untitled, titled = (preview_png(abc_to_musicxml(f'X:1\n{t}{tune}')) for t in ('T:<|text|>\n', '', 'T:A real title\n'))
     assert placeholder == untitled != titled
+
+def test_a_checkpoint_trained_with_fitted_staves_reads_every_image_fitted(tiny_checkpoint, strip, tmp_path):
+    import json, shutil, torch
+    from PIL import Image
+    from omr_blog.batching import image_to_tensor, to_rgb
+    from omr_blog.checkpoints import load_checkpoint
+    fitted = tmp_path/'fitted'; shutil.copytree(tiny_checkpoint, fitted)
+    cfg_file = fitted/'config.json'; cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), 'staff_share': 0.265}))
+    s = to_rgb(strip); roomy = Image.new('RGB', (s.width, s.height * 3), 'white'); roomy.paste(s, (0, s.height))
+    views = {}
+    for name, ck in (('plain', tiny_checkpoint), ('fitted', fitted)):
+        model, _, cfg = load_checkpoint(ck)
+        spec = cfg.image_spec(model.backbone.multiple)
+        views[name] = [image_to_tensor(im, spec) for im in (s, roomy)]
+    assert views['fitted'][0].shape == views['fitted'][1].shape and (views['fitted'][0] - views['fitted'][1]).abs().mean() < 0.02
+    assert views['plain'][0].shape != views['plain'][1].shape                  # unfitted, the extra paper shrinks the staff

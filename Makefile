@@ -13,7 +13,7 @@ SWEEP_PRESET := cpu-short
 # one two-thread run (benchmarks/sweep_lanes.py measures by how much); every run still takes the same steps
 LANES ?= 2
 # the shipped checkpoint's run (make default-checkpoint)
-DEFAULT_RUN := runs/cpu-long-engravers-ink/resnet50
+DEFAULT_RUN := runs/cpu-long-engravers-staff/resnet50
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
@@ -65,7 +65,7 @@ blog: setup
 default-checkpoint: setup
 	.venv/bin/omr-blog data --recipe cpu-engravers
 	.venv/bin/omr-blog data --recipe cpu --heldout lilypond
-	.venv/bin/omr-blog train --preset cpu-long-engravers-ink --backbone resnet50
+	.venv/bin/omr-blog train --preset cpu-long-engravers-staff --backbone resnet50
 	for s in test test_abcm2ps val test_degraded; do .venv/bin/omr-blog eval --checkpoint $(DEFAULT_RUN)/checkpoint --split $$s --quiet; done
 	.venv/bin/omr-blog eval --checkpoint $(DEFAULT_RUN)/checkpoint --dataset omr-synth-cpu-lilypond --name test_lilypond --quiet
 	.venv/bin/python -c "from omr_blog.transcribe import export_checkpoint; print(export_checkpoint('$(DEFAULT_RUN)'))"

@@ -15,7 +15,7 @@ import torch
 
 from .batching import Collate, OmrDataset
 from .checkpoints import load_checkpoint
-from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, provenance, results_dir, runs_dir, write_json
+from .core import DEFAULT_CHECKPOINT, OmrBlogError, project_root, provenance, read_json, results_dir, runs_dir, write_json
 from .dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
 from .evaluation import evaluate_split
 from .finetune import has_linear_layers
@@ -24,7 +24,7 @@ from .sweep import commit_run_record, run_backbone
 from .train import flat_record
 
 # %% auto #0
-__all__ = ['STUDY_PRESET', 'STUDY_OVERRIDES', 'FINETUNE_BACKBONES', 'TRAINING_STUDIES', 'STUDIES', 'pretrained_source',
+__all__ = ['STUDY_PRESET', 'STUDY_OVERRIDES', 'FINETUNE_BACKBONES', 'TRAINING_STUDIES', 'STUDIES', 'pretrained_source', 'read_as',
            'study_runs', 'run_training_study', 'int8_study', 'load_study', 'study_table', 'run_studies']
 
 # %% ../nbs/05b_studies.ipynb #4f8b2407
@@ -37,20 +37,26 @@ def pretrained_source(backbone: str) -> Path:
     p = project_root()/DEFAULT_CHECKPOINT if backbone == 'resnet50' else runs_dir()/'cpu-tiny'/backbone/'checkpoint'
     return p.relative_to(project_root()) if p.is_relative_to(project_root()) else p
 
+def read_as(checkpoint: str | Path) -> dict:
+    "The image fit a checkpoint was trained with, as overrides: a run that starts from it, or learns from its readings, feeds it the images it knows."
+    share = (read_json(project_root()/checkpoint/'config.json') or {}).get('staff_share')
+    return {'staff_share': share} if share else {}
+
 def study_runs(study: str) -> list[tuple[str, str, dict]]:
     "(run name, backbone, overrides) of a study."
     if study == 'finetune':
         runs = []
         for b in FINETUNE_BACKBONES:
             src = str(pretrained_source(b))
-            runs += [(f'{b}-full', b, dict(init_from=src)), (f'{b}-frozen', b, dict(init_from=src, finetune='frozen'))]
-            runs += [(f'{b}-lora{r}', b, dict(init_from=src, finetune='lora', lora_rank=r)) for r in (4, 8, 16)]
-            if has_linear_layers(b): runs.append((f'{b}-qlora8', b, dict(init_from=src, finetune='qlora', lora_rank=8)))
+            start = dict(init_from=src, **read_as(src))
+            runs += [(f'{b}-full', b, start), (f'{b}-frozen', b, dict(start, finetune='frozen'))]
+            runs += [(f'{b}-lora{r}', b, dict(start, finetune='lora', lora_rank=r)) for r in (4, 8, 16)]
+            if has_linear_layers(b): runs.append((f'{b}-qlora8', b, dict(start, finetune='qlora', lora_rank=8)))
         return runs
-    if study == 'distill':
+    if study == 'distill':   # the student reads what the teacher reads, with the teacher or alone
         teacher = str(pretrained_source('resnet50'))
-        return [('efficientnet_b0-alone', 'efficientnet_b0', {}),
-                ('efficientnet_b0-distilled', 'efficientnet_b0', dict(distill_from=teacher))]
+        return [('efficientnet_b0-alone', 'efficientnet_b0', read_as(teacher)),
+                ('efficientnet_b0-distilled', 'efficientnet_b0', dict(distill_from=teacher, **read_as(teacher)))]
     if study == 'height':
         return [(f'resnet50-h{h}', 'resnet50', dict(height=h)) for h in (48, 64, 96)]
     raise OmrBlogError(f'{study}: unknown study (choose from {", ".join(STUDIES)})')

@@ -193,7 +193,7 @@ def test_the_preview_shows_no_title_placeholder():
     assert placeholder == untitled != titled
 
 def test_a_checkpoint_trained_with_fitted_staves_reads_every_image_fitted(tiny_checkpoint, strip, tmp_path):
-    import json, shutil, torch
+    import json, shutil
     from PIL import Image
     from omr_blog.batching import image_to_tensor, to_rgb
     from omr_blog.checkpoints import load_checkpoint

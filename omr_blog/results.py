@@ -13,7 +13,8 @@ from collections import Counter
 
 from .backbones import BACKBONES, get_spec
 from .core import read_json, read_jsonl, results_dir
-from .levers import trained_alike
+from .config import same_config
+from .levers import BOOKKEEPING
 from .metrics import abc_symbols, bootstrap_ser, distinct_share, paired_ser_difference
 from .train import flat_record
 
@@ -65,7 +66,7 @@ def gpu_result_dirs() -> list:
 def ran_alike(a: dict, b: dict, ignore: tuple = ()) -> bool:
     """Whether two run records trained alike to the same step: configs equal but for bookkeeping and the `ignore`d fields,
     the same optimizer steps, and neither stopped by the time guard (a run cut short would widen any run-to-run spread)."""
-    return (trained_alike(a, b, dict.fromkeys(ignore)) and a.get('steps') == b.get('steps')
+    return (same_config(a.get('config') or {}, b.get('config') or {}, ignore=(*BOOKKEEPING, *ignore)) and a.get('steps') == b.get('steps')
             and not (a.get('stopped_by_time_budget') or b.get('stopped_by_time_budget')))
 
 def checkpoint_split_metrics(run: str, split: str) -> dict | None:

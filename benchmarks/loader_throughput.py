@@ -1,7 +1,8 @@
 """Data-loader throughput (decode PNG, normalise height, pad, mask, tokenise) against what a CPU training step
 consumes, measured side by side in one run. Target (issue 2): loader >= 5x the training step's samples/s.
 The loader is timed clean and with the heaviest training copy, `--set spacing=true ink=true augment=true`
-(01f_degrade: spacing, ink, then a scan).
+(01f_degrade: spacing, ink, then a scan), and that copy again with each strip's staff fitted first (01e fit_staff,
+`--staff-share`, the shipped recipe's view).
 Also prints the padded-pixel share with width buckets vs pad-to-max (target <= 10%).
 
 The training step is the cpu-tiny preset's (forward + backward + AdamW step of the given backbone, in the
@@ -35,6 +36,7 @@ def main():
     ap.add_argument('--height', type=int, default=64)
     ap.add_argument('--backbone', default='resnet50', help='the training step compared against')
     ap.add_argument('--steps', type=int, default=10, help='training steps timed')
+    ap.add_argument('--staff-share', type=float, default=0.265, help="the staff fit's share of the height (the shipped preset's)")
     a = ap.parse_args()
     d = load_omr_dataset(a.dataset)
     tok = train_dataset_tokenizer(dataset_path(a.dataset) if not str(a.dataset).startswith('/') else a.dataset)
@@ -54,6 +56,9 @@ def main():
     aug = OmrDataset(d['train'], tok, ImageSpec(height=a.height), transform=partial(training_copy, spacing=SpacingConfig(), ink=InkConfig(), scan=DegradeConfig()))
     aug_rates = [loader_rate(aug, tok, a.batch_size, a.batches, w) for w in (0, 1)]
     for w, r in enumerate(aug_rates): print(f'loader with spacing, ink and scan/photo augmentation, {w} worker process(es): {r:7.1f} samples/s')
+    fitted = OmrDataset(d['train'], tok, ImageSpec(height=a.height, staff_share=a.staff_share), transform=aug.transform)
+    fit_rates = [loader_rate(fitted, tok, a.batch_size, a.batches, w) for w in (0, 1)]
+    for w, r in enumerate(fit_rates): print(f'the same with the staff fitted first (share {a.staff_share}), {w} worker process(es): {r:7.1f} samples/s')
     from omr_blog.model import lm_loss
     from omr_blog.checkpoints import build_model
     from omr_blog.config import make_config, resolve_precision
@@ -76,5 +81,6 @@ def main():
     print(f'training step (cpu-tiny {a.backbone}, batch {cfg.batch_size}, {amp or "fp32"}): {train_rate:7.1f} samples/s')
     print(f'loader / training step: {loader / train_rate:.1f}x (target >= 5x)')
     print(f'augmenting loader / training step: {max(aug_rates) / train_rate:.1f}x (target >= 5x)')
+    print(f'augmenting loader with the staff fit / training step: {max(fit_rates) / train_rate:.1f}x (target >= 5x)')
 
 if __name__ == '__main__': main()

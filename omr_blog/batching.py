@@ -19,8 +19,8 @@ from .core import OmrBlogError
 
 # %% auto #0
 __all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'model_view',
-           'pixels_to_tensor', 'image_to_tensor', 'longest_run', 'staff_lines', 'fit_staff', 'pad_images', 'pad_ids',
-           'OmrDataset', 'Collate', 'WidthBucketSampler', 'padded_share']
+           'pixels_to_tensor', 'image_to_tensor', 'longest_run', 'paper_level', 'staff_lines', 'fit_staff',
+           'pad_images', 'pad_ids', 'OmrDataset', 'Collate', 'WidthBucketSampler', 'padded_share']
 
 # %% ../nbs/01e_batching.ipynb #1027b1e3
 IMAGE_SIGNATURES = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b'RIFF')   # PNG JPEG GIF TIFF BMP WebP
@@ -96,11 +96,15 @@ def longest_run(row: np.ndarray) -> int:
     starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
     return int((ends - starts).max()) if len(starts) else 0
 
+def paper_level(grey: np.ndarray) -> int:
+    "The paper's grey level in an 8-bit image: its 90th percentile (most of a strip is paper), read from the histogram (fast)."
+    return int(np.searchsorted(np.cumsum(np.bincount(grey.ravel(), minlength=256)), 0.9 * grey.size))
+
 def staff_lines(im: Image.Image, faint: float = 0.15, unbroken: float = 0.5) -> np.ndarray | None:
     "Row positions (5,) of the lines of the one staff in a strip, top to bottom; None unless exactly five, equally spaced."
-    g = np.asarray(im.convert('L'), dtype=np.float32)
-    paper = max(float(np.percentile(g, 90)), 1.0)                   # most of a strip is paper
-    dark = np.clip((paper - g) / paper, 0, 1)                        # (H, W) 0 paper .. 1 black
+    g = np.asarray(im.convert('L'))
+    paper = max(paper_level(g), 1)
+    dark = np.clip((paper - g.astype(np.float32)) / paper, 0, 1)    # (H, W) 0 paper .. 1 black
     cols = np.flatnonzero((dark > faint).sum(0) >= 2)
     if len(cols) < 16: return None
     dark = dark[:, cols[0]:cols[-1] + 1]                             # the music's columns
@@ -120,7 +124,7 @@ def fit_staff(im: Image.Image, share: float) -> Image.Image:
     if rows is None: return im
     height, middle = (rows[-1] - rows[0]) / share, (rows[0] + rows[-1]) / 2
     top = int(round(middle - height / 2))
-    paper = int(np.percentile(np.asarray(im.convert('L')), 90))
+    paper = paper_level(np.asarray(im.convert('L')))
     out = Image.new(im.mode, (im.width, max(1, int(round(height)))), paper if len(im.getbands()) == 1 else (paper,) * len(im.getbands()))
     out.paste(im, (0, -top))
     return out

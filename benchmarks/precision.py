@@ -6,7 +6,7 @@ which is why the presets say `precision: auto`.
 """
 import argparse, time
 import torch
-from omr_blog.batching import Collate, ImageSpec, OmrDataset, WidthBucketSampler
+from omr_blog.batching import Collate, OmrDataset, WidthBucketSampler
 from omr_blog.dataset import load_omr_dataset
 from omr_blog.tokenizer import train_dataset_tokenizer
 from omr_blog.dataset import resolve_dataset_dir
@@ -22,7 +22,7 @@ def main():
     cfg = make_config('cpu-tiny', a.backbone, dataset=a.dataset)
     d = resolve_dataset_dir(cfg.dataset); tok = train_dataset_tokenizer(d, cfg.vocab_size)
     m = build_model(cfg, tok)
-    spec = ImageSpec(cfg.height, cfg.max_width, m.backbone.multiple)
+    spec = cfg.image_spec(m.backbone.multiple)   # as the checkpoint reads (its staff fit included)
     ds = OmrDataset(load_omr_dataset(d)['train'], tok, spec, cfg.decoder.max_len)
     b = Collate(spec, tok.pad_id)([ds[i] for i in WidthBucketSampler(ds.widths, cfg.batch_size, seed=0).batches()[0]])
     def step(dtype):

@@ -193,7 +193,7 @@ def add_eval(sub):
     e.add_argument('--max-new-tokens', type=int, help="token limit per image (default: the checkpoint's eval_max_new_tokens)")
     e.add_argument('--omr-ned', type=int, default=50, metavar='N', help='OMR-NED (musicdiff) on the first N items (default 50; 0 = off)')
     e.add_argument('--out', help='output folder')
-    e.add_argument('--name', help='record name (default: the split, or <split>-beamK); e.g. test_lilypond for the test split of omr-synth-cpu-lilypond')
+    e.add_argument('--name', help='record name (default: the split, <split>-beamK with --beam, <split>-fitted-S with another --staff-share); e.g. test_lilypond for the test split of omr-synth-cpu-lilypond')
     e.add_argument('--staff-share', type=float, metavar='S', help="crop or pad every strip so that its staff takes this share of "
                    "its height (0 < S < 1) before reading it (default: as the checkpoint was trained)")
     _add_quiet(e)

@@ -97,6 +97,8 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.decoder, dict): self.decoder = dataclass_from(DecoderConfig, self.decoder, 'decoder')   # (read back from JSON)
         self.decoder = replace(self.decoder, vocab_size=self.vocab_size)   # one vocabulary size; the model takes the tokenizer's exact one
+        if self.staff_share is not None and not 0 < self.staff_share < 1:
+            raise OmrBlogError(f'staff_share {self.staff_share}: a share of the image height, between 0 and 1 (or null: no fit)')
 
     def image_spec(self, stride: int) -> ImageSpec:
         "How this run's images reach a model whose encoder has total `stride`."

@@ -100,7 +100,9 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = 'test', dataset: st
                         out: str | Path | None = None, progress: bool = True, record: str | None = None,
                         staff_share: float | None = None) -> dict:
     """Evaluate a checkpoint on a split; writes `<record>.json` + predictions under `out` (default: beside the checkpoint, eval/).
-    `record` defaults to the split (`<split>-beamK` for beam search); name a split of another dataset after it, e.g. test_lilypond.
+    `record` defaults to the split, `-beamK` added for beam search and `-fitted-S` for a staff share S other than the
+    checkpoint's own (a reading of the same weights must not overwrite the plain one); name a split of another dataset
+    after it, e.g. test_lilypond.
     `staff_share`: fit every strip's staff to this share of its height first (01e fit_staff), whatever the checkpoint was trained on."""
     if beam < 1: raise OmrBlogError(f'--beam {beam}: beam width must be >= 1')
     if staff_share is not None and not 0 < staff_share < 1: raise OmrBlogError(f'--staff-share {staff_share}: a share of the height, between 0 and 1')
@@ -112,7 +114,8 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = 'test', dataset: st
     if base not in data: raise OmrBlogError(f'{split}: no such split in {name} (have: {", ".join([*data, DEGRADED_SPLIT])})')
     spec = replace(cfg.image_spec(model.backbone.multiple), staff_share=staff_share or cfg.staff_share)
     out = Path(out) if out else Path(checkpoint).resolve().parent/'eval'
-    tag = record or (split if beam == 1 else f'{split}-beam{beam}')
+    refit = staff_share is not None and staff_share != cfg.staff_share
+    tag = record or split + (f'-beam{beam}' if beam > 1 else '') + (f'-fitted-{staff_share:g}' if refit else '')
     m = evaluate_split(model, data[base], tok, spec, n, batch_size, torch.device('cpu'), None,
                        max_new_tokens or cfg.eval_max_new_tokens, beam, out, tag, omr_ned_n, progress,
                        DegradeConfig() if split == DEGRADED_SPLIT else None)

@@ -63,6 +63,9 @@ def test_nan_loss_stops_the_run_with_a_status(tiny_dir, tmp_path, monkeypatch):
 def test_unknown_preset_and_field():
     with pytest.raises(OmrBlogError, match='unknown preset'): make_config('nope', 'resnet50')
     with pytest.raises(OmrBlogError, match='unknown config field'): make_config('cpu-tiny', 'resnet50', learning_rate=1)
+    for bad in (0, 1.5, 26.5):   # a share, not a percentage: a fit to 26.5 would crop the image to nothing
+        with pytest.raises(OmrBlogError, match=f'staff_share {bad}: a share of the image height'): make_config('cpu-tiny', 'resnet50', staff_share=bad)
+    assert make_config('cpu-tiny', 'resnet50', staff_share=0.265).staff_share == 0.265
 
 @pytest.mark.slow
 def test_sweep_runs_the_notebook_records_failures_and_skips_done(tiny_dir, tmp_path, monkeypatch):

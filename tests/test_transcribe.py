@@ -4,6 +4,7 @@ import json, struct, subprocess, sys, zlib
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -132,6 +133,10 @@ def test_eval_cli_writes_consistent_files(tiny_checkpoint, tmp_path):
             '--dataset', rec['dataset']['name'], '--name', 'test_elsewhere')   # as a split of another dataset is named after it
     assert r.returncode == 0, r.stderr
     assert json.loads((out/'test_elsewhere.json').read_text())['metrics']['n'] == 2 and (out/'test_elsewhere-predictions.jsonl').exists()
+    r = run('eval', '--checkpoint', tiny_checkpoint, '--n', 2, '--omr-ned', 0, '--out', out, '--quiet', '--max-new-tokens', 4,
+            '--staff-share', 0.3)   # another reading of the same weights gets its own record, beside the plain one
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out/'test-fitted-0.3.json').read_text())['staff_share'] == 0.3 and json.loads((out/'test.json').read_text())['metrics']['n'] == 6
 
 def test_the_degraded_test_split_is_the_test_split_as_fixed_scans(tiny_checkpoint, tmp_path):
     for out in (tmp_path/'a', tmp_path/'b'):   # twice: the same degraded copies, so the same predictions
@@ -193,17 +198,25 @@ def test_the_preview_shows_no_title_placeholder():
     assert placeholder == untitled != titled
 
 def test_a_checkpoint_trained_with_fitted_staves_reads_every_image_fitted(tiny_checkpoint, strip, tmp_path):
-    import json, shutil
-    from PIL import Image
-    from omr_blog.batching import image_to_tensor, to_rgb
-    from omr_blog.checkpoints import load_checkpoint
+    "What reaches the backbone when transcribing: the cut system, fitted exactly as the checkpoint's spec says, paper or no paper."
+    import shutil
+    from omr_blog.batching import image_to_tensor, pad_images, to_rgb
+    from omr_blog.transcribe import crop_systems, transcribe_image
     fitted = tmp_path/'fitted'; shutil.copytree(tiny_checkpoint, fitted)
     cfg_file = fitted/'config.json'; cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), 'staff_share': 0.265}))
     s = to_rgb(strip); roomy = Image.new('RGB', (s.width, s.height * 3), 'white'); roomy.paste(s, (0, s.height))
-    views = {}
+    seen = {}
     for name, ck in (('plain', tiny_checkpoint), ('fitted', fitted)):
-        model, _, cfg = load_checkpoint(ck)
+        model, tok, cfg = load_checkpoint(ck)
         spec = cfg.image_spec(model.backbone.multiple)
-        views[name] = [image_to_tensor(im, spec) for im in (s, roomy)]
-    assert views['fitted'][0].shape == views['fitted'][1].shape and (views['fitted'][0] - views['fitted'][1]).abs().mean() < 0.02
-    assert views['plain'][0].shape != views['plain'][1].shape                  # unfitted, the extra paper shrinks the staff
+        for which, im in (('strip', s), ('roomy', roomy)):
+            got = []
+            hook = model.backbone.register_forward_pre_hook(lambda mod, args: got.append(args[0][0].clone()))
+            transcribe_image(model, tok, cfg, im, max_new_tokens=2)
+            hook.remove()
+            want = pad_images([image_to_tensor(crop_systems(im)[0], spec)], spec)[0][0]   # padded to the stride, as a batch of one
+            assert got[0].shape == want.shape and torch.equal(got[0], want)   # the model reads exactly the spec's view
+            seen[name, which] = got[0]
+    assert seen['fitted', 'strip'].shape == seen['fitted', 'roomy'].shape    # fitted: the extra paper is cropped away again
+    assert (seen['fitted', 'strip'] - seen['fitted', 'roomy']).abs().mean() < 0.02
+    assert seen['plain', 'strip'].shape != seen['fitted', 'strip'].shape     # and the fit changed what the model reads

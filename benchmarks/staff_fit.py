@@ -1,0 +1,81 @@
+"""What the staff fit (01e `staff_lines`, `fit_staff`) meets in the data: how much of each strip's height its staff
+takes, per engraver, and how often the five lines are found at all; the same on the scanned and photographed copies of
+the test strips; and what the fit does to width bucketing. Writes `results/data/staff-fit.json`, which Section 4 reads.
+
+- shares: the staff's height (top line to bottom line) over the strip's height, per split, where the lines are found.
+- degraded: the degraded test split fits each clean strip first and then degrades it (as the training loader does, 01e
+  `OmrDataset`), so its figure never pays for a staff the fit misses. `omr-blog transcribe` can only fit what it is
+  given: a scan. Here the same copies (the split's seeds and settings) are made of the unfitted strip at the model's
+  height, and at the engraving's own resolution, and the lines looked for in them.
+- bucketing: the sampler sorts strips by their width read from the image header, before the fit; the fit then changes
+  widths (it crops or pads the height, so the width at the model's height changes). Padding share of the batches so
+  formed, against batches formed from the true fitted widths.
+
+    .venv/bin/python benchmarks/staff_fit.py [--train 2000] [--share 0.265]
+"""
+import argparse, statistics, time
+from omr_blog.batching import ImageSpec, WidthBucketSampler, fit_staff, padded_share, resize_to_height, staff_lines, to_rgb
+from omr_blog.config import load_preset
+from omr_blog.core import provenance, results_dir, write_json
+from omr_blog.dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
+from omr_blog.degrade import DEGRADED_TEST_SEED, DegradeConfig, degrade
+from tqdm.auto import tqdm
+
+ENGRAVED, HELDOUT = 'omr-synth-cpu-engravers', 'omr-synth-cpu-lilypond'
+
+def share(im) -> float | None:
+    rows = staff_lines(im)
+    return None if rows is None else float((rows[-1] - rows[0]) / im.height)
+
+def summary(shares: list) -> dict:
+    found = [s for s in shares if s is not None]
+    q = statistics.quantiles(found, n=4) if len(found) > 1 else [None] * 3
+    return {'n': len(shares), 'found': len(found), 'found_share': len(found) / max(1, len(shares)),
+            'median': q[1], 'q1': q[0], 'q3': q[2]}
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--train', type=int, default=2000, help='training strips measured (the first N)')
+    ap.add_argument('--share', type=float, default=load_preset('cpu-long-engravers-staff')['staff_share'],
+                    help="the staff share fitted to (default: the shipped preset's)")
+    ap.add_argument('--height', type=int, default=64, help="the model's image height")
+    a = ap.parse_args()
+    t0, prov = time.perf_counter(), provenance()   # provenance first: the state of the tree this run measured
+    data, held = load_omr_dataset(resolve_dataset_dir(ENGRAVED)), load_omr_dataset(resolve_dataset_dir(HELDOUT))
+    splits = {'train': data['train'].select(range(min(a.train, len(data['train'])))), 'val': data['val'], 'test (Verovio)': data['test'],
+              'abcm2ps': data['test_abcm2ps'], 'LilyPond (held out)': held['test']}
+    images = {k: [to_rgb(im) for im in tqdm(s['image'], desc=f'reading {k}', leave=False)] for k, s in splits.items()}
+    shares = {k: summary([share(im) for im in tqdm(ims, desc=f'staff of {k}', leave=False)]) for k, ims in images.items()}
+    for k, s in shares.items():
+        print(f'{k:22s} staff found on {s["found"]:5d} of {s["n"]:5d}; share of the height median {s["median"]:.3f} (quartiles {s["q1"]:.3f}-{s["q3"]:.3f})')
+
+    spec, cfg = ImageSpec(height=a.height), DegradeConfig()
+    clean = [share(im) for im in images['test (Verovio)']]
+    at_model = [share(degrade(resize_to_height(im, spec), (DEGRADED_TEST_SEED, 0, i), cfg)) for i, im in enumerate(tqdm(images['test (Verovio)'], desc='degraded at the model height', leave=False))]
+    at_source = [share(degrade(im, (DEGRADED_TEST_SEED, 0, i), cfg)) for i, im in enumerate(tqdm(images['test (Verovio)'], desc='degraded at full resolution', leave=False))]
+    def off(deg): return [abs(d - c) / c for d, c in zip(deg, clean) if d is not None and c is not None]
+    degraded = {}
+    for name, deg in (('at the model height', at_model), ('at the engraving resolution', at_source)):
+        e = off(deg)
+        degraded[name] = {**summary(deg), 'share_error_median': statistics.median(e) if e else None,
+                          'share_error_over_10pct': sum(x > 0.1 for x in e)}
+        print(f'degraded {name:28s} staff found on {degraded[name]["found"]} of {len(deg)} (clean: {sum(c is not None for c in clean)}); '
+              f'share off the clean one by median {degraded[name]["share_error_median"]:.1%}, by >10% on {degraded[name]["share_error_over_10pct"]}')
+
+    ims = images['train']   # bucketing: the header's width (what the sampler sorts by) against the fitted width
+    est = [min(spec.max_width, max(1, round(im.width * a.height / im.height))) for im in ims]
+    true = [resize_to_height(fit_staff(im, a.share), spec).width for im in tqdm(ims, desc='fitted widths', leave=False)]
+    bucketing = {}
+    for bs in (8, 32):
+        by_est, by_true = (WidthBucketSampler(w, bs, seed=0).batches() for w in (est, true))
+        bucketing[f'batch {bs}'] = {'sorted by header width': padded_share(true, by_est), 'sorted by fitted width': padded_share(true, by_true)}
+        print(f'bucketing, batch {bs}: padding {bucketing[f"batch {bs}"]["sorted by header width"]:.1%} of the pixels sorted by header widths, '
+              f'{bucketing[f"batch {bs}"]["sorted by fitted width"]:.1%} sorted by the fitted widths')
+    ratio = statistics.median(t / e for t, e in zip(true, est))
+    print(f'fitted width / header width: median {ratio:.2f}; {time.perf_counter() - t0:.0f} s')
+    write_json(results_dir()/'data'/'staff-fit.json', {
+        'share': a.share, 'height': a.height, 'splits': shares, 'degraded_test': degraded, 'bucketing': bucketing,
+        'fitted_over_header_width_median': ratio,
+        'datasets': {n: dataset_record(n, resolve_dataset_dir(n)) for n in (ENGRAVED, HELDOUT)}, 'provenance': prov})
+
+if __name__ == '__main__': main()

@@ -8,7 +8,7 @@ Docs: https://omr-blog.github.io/omr_blog/batching.html.md"""
 # %% ../nbs/01e_batching.ipynb #8fbc4e8a
 from __future__ import annotations
 import io, math, random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -150,10 +150,15 @@ def pad_ids(seqs: list[list[int]], pad_id: int) -> torch.Tensor:
 # %% ../nbs/01e_batching.ipynb #5841253b
 class OmrDataset(torch.utils.data.Dataset):
     """(image (3,H,W), ids) pairs from a split with columns image/transcription. With a `transform` (the scan/photo copies of
-    01f_degrade), image i becomes transform(image, (seed, epoch, i)): new each epoch, the same on a resumed run."""
-    def __init__(self, split, tokenizer, spec: ImageSpec, max_len: int = 2048, transform=None, seed: int = 0):
+    01f_degrade), image i becomes transform(image, (seed, epoch, i)): new each epoch, the same on a resumed run.
+    With `spec.staff_share`, training fits the clean strip and then degrades it (its copies vary around one staff size);
+    `fit_after_transform` degrades the plain strip and fits the copy, as a real scan reaches `omr-blog transcribe`: the
+    degraded test split, which thereby gives every model the same degraded pixels, fitted or not."""
+    def __init__(self, split, tokenizer, spec: ImageSpec, max_len: int = 2048, transform=None, seed: int = 0,
+                 fit_after_transform: bool = False):
         self.split, self.tok, self.spec, self.max_len = split, tokenizer, spec, max_len
         self.transform, self.seed, self.epoch = transform, seed, 0   # the training stream sets `epoch`
+        self.fit_after = bool(fit_after_transform and transform and spec.staff_share)
         self._raw = split.cast_column('image', split.features['image'].__class__(decode=False))
         self._widths = None
 
@@ -162,9 +167,10 @@ class OmrDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         rec = self._raw[int(i)]
         im = Image.open(io.BytesIO(rec['image']['bytes'])) if rec['image']['bytes'] else Image.open(rec['image']['path'])
-        im = model_view(im, self.spec)   # the staff fitted on the clean image, then the copy is degraded (as a scan would be)
+        im = model_view(im, replace(self.spec, staff_share=None) if self.fit_after else self.spec)
         if self.transform:   # at the training height: a third of the pixels to degrade, and the blur is in model pixels
             im = self.transform(im, (self.seed, self.epoch, int(i)))
+        if self.fit_after: im = fit_staff(im, self.spec.staff_share)   # the staff found in the copy (or not: then read as is)
         return pixels_to_tensor(im, self.spec), self.tok.encode_label(rec['transcription'], self.max_len)
 
     @property

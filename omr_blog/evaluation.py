@@ -40,7 +40,8 @@ def predict(model, split, tok: AbcTokenizer, spec: ImageSpec, n: int | None, bat
     was_training = model.training
     model.eval()
     ds = OmrDataset(split.select(range(min(n or len(split), len(split)))), tok, spec, model.cfg.decoder.max_len,
-                    partial(degrade, cfg=degradation) if degradation else None, DEGRADED_TEST_SEED)
+                    partial(degrade, cfg=degradation) if degradation else None, DEGRADED_TEST_SEED,
+                    fit_after_transform=True)   # a scan first, its staff found after: the same degraded pixels for every model
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=Collate(spec, tok.pad_id))
     preds, refs, losses, ntok = [], [], 0.0, 0
     ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()

@@ -125,6 +125,24 @@ def test_fitting_the_staff_makes_the_paper_around_it_irrelevant(tiny, tokenizer)
     ds = OmrDataset(tiny['train'].select(range(3)), tokenizer, spec)
     assert torch.equal(ds[0][0], image_to_tensor(tiny['train'][0]['image'], spec))
 
+def test_the_degraded_split_degrades_first_and_fits_the_copy(tiny, tokenizer):
+    "Every model of the degraded split is given the same degraded pixels; a fitted one then finds the staff in that copy."
+    from omr_blog.batching import fit_staff, model_view
+    from omr_blog.degrade import degrade
+    split, fitted, plain = tiny['test'].select(range(6)), ImageSpec(height=64, staff_share=0.265), ImageSpec(height=64)
+    seen = {}
+    def scan(im, seed, who):
+        seen.setdefault(who, []).append(np.asarray(im).copy()); return degrade(im, seed)
+    a = OmrDataset(split, tokenizer, fitted, transform=lambda im, seed: scan(im, seed, 'fitted'), fit_after_transform=True)
+    b = OmrDataset(split, tokenizer, plain, transform=lambda im, seed: scan(im, seed, 'plain'), fit_after_transform=True)
+    for i in range(len(split)):
+        x, y = a[i][0], b[i][0]
+        assert np.array_equal(seen['fitted'][i], seen['plain'][i])          # the same strip was degraded for both ...
+        copy = degrade(model_view(split[i]['image'], plain), (0, 0, i))
+        assert torch.equal(x, image_to_tensor(fit_staff(copy, 0.265), plain)) and torch.equal(y, image_to_tensor(copy, plain))   # ... then fitted
+    train = OmrDataset(split, tokenizer, fitted, transform=degrade)            # training: the clean strip fitted, its copy degraded
+    assert torch.equal(train[1][0], image_to_tensor(degrade(model_view(split[1]['image'], fitted), (0, 0, 1)), plain))
+
 def test_no_single_staff_means_no_fit():
     from omr_blog.batching import fit_staff
     blank = Image.new('L', (400, 80), 255)

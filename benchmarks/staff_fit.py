@@ -3,10 +3,10 @@ takes, per engraver, and how often the five lines are found at all; the same on 
 the test strips; and what the fit does to width bucketing. Writes `results/data/staff-fit.json`, which Section 4 reads.
 
 - shares: the staff's height (top line to bottom line) over the strip's height, per split, where the lines are found.
-- degraded: the degraded test split fits each clean strip first and then degrades it (as the training loader does, 01e
-  `OmrDataset`), so its figure never pays for a staff the fit misses. `omr-blog transcribe` can only fit what it is
-  given: a scan. Here the same copies (the split's seeds and settings) are made of the unfitted strip at the model's
-  height, and at the engraving's own resolution, and the lines looked for in them.
+- degraded: the degraded test split degrades the plain strip at the model's height and then fits the copy (03e
+  `predict`, 01e `OmrDataset(fit_after_transform=True)`), as a scan reaches `omr-blog transcribe`. How often the fit
+  finds the five lines in those copies, and in copies made with the same draws at the engraving's own resolution, and
+  how far the share it measures there is from the clean strip's.
 - bucketing: the sampler sorts strips by their width read from the image header, before the fit; the fit then changes
   widths (it crops or pads the height, so the width at the model's height changes). Padding share of the batches so
   formed, against batches formed from the true fitted widths.

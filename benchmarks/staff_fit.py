@@ -2,7 +2,8 @@
 takes, per engraver, and how often the five lines are found at all; the same on the scanned and photographed copies of
 the test strips; and what the fit does to width bucketing. Writes `results/data/staff-fit.json`, which Section 4 reads.
 
-- shares: the staff's height (top line to bottom line) over the strip's height, per split, where the lines are found.
+- shares: the staff's height (top line to bottom line) over the strip's height, per split, where the fit finds the lines
+  (`find_staff`: the exact finder, then the scan finder), and how often the exact finder alone finds them.
 - degraded: the degraded test split degrades the plain strip at the model's height and then fits the copy (03e
   `predict`, 01e `OmrDataset(fit_after_transform=True)`), as a scan reaches `omr-blog transcribe`. How often the fit
   finds the five lines in those copies, and in copies made with the same draws at the engraving's own resolution, and
@@ -14,7 +15,7 @@ the test strips; and what the fit does to width bucketing. Writes `results/data/
     .venv/bin/python benchmarks/staff_fit.py [--train 2000] [--share 0.265]
 """
 import argparse, statistics, time
-from omr_blog.batching import ImageSpec, WidthBucketSampler, fit_staff, padded_share, resize_to_height, staff_lines, to_rgb
+from omr_blog.batching import ImageSpec, WidthBucketSampler, find_staff, fit_staff, padded_share, resize_to_height, staff_lines, to_rgb
 from omr_blog.config import load_preset
 from omr_blog.core import provenance, results_dir, write_json
 from omr_blog.dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
@@ -23,15 +24,17 @@ from tqdm.auto import tqdm
 
 ENGRAVED, HELDOUT = 'omr-synth-cpu-engravers', 'omr-synth-cpu-lilypond'
 
-def share(im) -> float | None:
-    rows = staff_lines(im)
-    return None if rows is None else float((rows[-1] - rows[0]) / im.height)
+def share(im) -> tuple[float | None, bool]:
+    "The staff's share of the height as the fit finds it (`find_staff`), and whether the exact finder alone found it."
+    rows = find_staff(im)
+    return (None if rows is None else float((rows[-1] - rows[0]) / im.height)), staff_lines(im) is not None
 
-def summary(shares: list) -> dict:
+def summary(measured: list) -> dict:
+    shares = [s for s, _ in measured]
     found = [s for s in shares if s is not None]
     q = statistics.quantiles(found, n=4) if len(found) > 1 else [None] * 3
     return {'n': len(shares), 'found': len(found), 'found_share': len(found) / max(1, len(shares)),
-            'median': q[1], 'q1': q[0], 'q3': q[2]}
+            'found_exact': sum(exact for _, exact in measured), 'median': q[1], 'q1': q[0], 'q3': q[2]}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,19 +50,19 @@ def main():
     images = {k: [to_rgb(im) for im in tqdm(s['image'], desc=f'reading {k}', leave=False)] for k, s in splits.items()}
     shares = {k: summary([share(im) for im in tqdm(ims, desc=f'staff of {k}', leave=False)]) for k, ims in images.items()}
     for k, s in shares.items():
-        print(f'{k:22s} staff found on {s["found"]:5d} of {s["n"]:5d}; share of the height median {s["median"]:.3f} (quartiles {s["q1"]:.3f}-{s["q3"]:.3f})')
+        print(f'{k:22s} staff found on {s["found"]:5d} of {s["n"]:5d} ({s["found_exact"]} by the exact finder); share of the height median {s["median"]:.3f} (quartiles {s["q1"]:.3f}-{s["q3"]:.3f})')
 
     spec, cfg = ImageSpec(height=a.height), DegradeConfig()
-    clean = [share(im) for im in images['test (Verovio)']]
+    clean = [share(im)[0] for im in images['test (Verovio)']]
     at_model = [share(degrade(resize_to_height(im, spec), (DEGRADED_TEST_SEED, 0, i), cfg)) for i, im in enumerate(tqdm(images['test (Verovio)'], desc='degraded at the model height', leave=False))]
     at_source = [share(degrade(im, (DEGRADED_TEST_SEED, 0, i), cfg)) for i, im in enumerate(tqdm(images['test (Verovio)'], desc='degraded at full resolution', leave=False))]
-    def off(deg): return [abs(d - c) / c for d, c in zip(deg, clean) if d is not None and c is not None]
+    def off(deg): return [abs(d - c) / c for (d, _), c in zip(deg, clean) if d is not None and c is not None]
     degraded = {}
     for name, deg in (('at the model height', at_model), ('at the engraving resolution', at_source)):
         e = off(deg)
         degraded[name] = {**summary(deg), 'share_error_median': statistics.median(e) if e else None,
                           'share_error_over_10pct': sum(x > 0.1 for x in e)}
-        print(f'degraded {name:28s} staff found on {degraded[name]["found"]} of {len(deg)} (clean: {sum(c is not None for c in clean)}); '
+        print(f'degraded {name:28s} staff found on {degraded[name]["found"]} of {len(deg)} ({degraded[name]["found_exact"]} by the exact finder; clean: {sum(c is not None for c in clean)}); '
               f'share off the clean one by median {degraded[name]["share_error_median"]:.1%}, by >10% on {degraded[name]["share_error_over_10pct"]}')
 
     ims = images['train']   # bucketing: the header's width (what the sampler sorts by) against the fitted width

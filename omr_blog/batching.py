@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from .core import OmrBlogError
 
 # %% auto #0
 __all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'model_view',
-           'pixels_to_tensor', 'image_to_tensor', 'longest_run', 'paper_level', 'staff_lines', 'fit_staff',
-           'pad_images', 'pad_ids', 'OmrDataset', 'Collate', 'WidthBucketSampler', 'padded_share']
+           'pixels_to_tensor', 'image_to_tensor', 'longest_run', 'paper_level', 'staff_lines', 'even_light',
+           'level_angle', 'scanned_staff_lines', 'find_staff', 'fit_staff', 'pad_images', 'pad_ids', 'OmrDataset',
+           'Collate', 'WidthBucketSampler', 'padded_share']
 
 # %% ../nbs/01e_batching.ipynb #1027b1e3
 IMAGE_SIGNATURES = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b'RIFF')   # PNG JPEG GIF TIFF BMP WebP
@@ -118,9 +119,51 @@ def staff_lines(im: Image.Image, faint: float = 0.15, unbroken: float = 0.5) -> 
     gaps = np.diff(rows)
     return rows if gaps.min() >= 2 and gaps.max() <= 1.25 * gaps.min() + 1 else None
 
+# %% ../nbs/01e_batching.ipynb #11d610ee
+def even_light(grey: Image.Image) -> np.ndarray:
+    "(H, W) ink darkness 0..1 of a greyscale image against the paper near each pixel: light falling off across a sheet evened out."
+    k = max(3, (grey.height // 3) | 1)   # wider than a line, a notehead or a beam, narrower than the light's changes
+    paper = np.asarray(grey.filter(ImageFilter.MaxFilter(k)).filter(ImageFilter.BoxBlur(k)), np.float32)
+    return np.clip(1 - np.asarray(grey, np.float32) / np.maximum(paper, 1), 0, 1)
+
+def level_angle(ink: Image.Image, max_deg: float = 2.0, step: float = 0.25) -> float:
+    "The small rotation (degrees) after which the ink's row profile is sharpest (its lines level); ties go to the smaller turn."
+    k = max(1, ink.width // 400)   # searched on a narrower copy: the angle does not need every column
+    small = ink.resize((ink.width // k, ink.height), Image.Resampling.BOX) if k > 1 else ink
+    sharpness = lambda a: float((np.asarray(small.rotate(a, resample=Image.Resampling.BILINEAR), np.float32).mean(1) ** 2).sum())
+    return float(max(np.arange(-max_deg, max_deg + 1e-9, step), key=lambda a: (sharpness(a), -abs(a))))
+
+def scanned_staff_lines(im: Image.Image, faint: float = 0.2) -> np.ndarray | None:
+    "Row positions (5,) of the staff's lines in a tilted, blurred or unevenly lit strip, in the levelled strip; None unless five clear ones."
+    dark = even_light(im.convert('L'))
+    cols = np.flatnonzero((dark > faint).sum(0) >= 2)
+    if len(cols) < 16: return None
+    ink = Image.fromarray((dark[:, cols[0]:cols[-1] + 1] * 255).astype(np.uint8))   # the music's columns
+    level = np.asarray(ink.rotate(level_angle(ink), resample=Image.Resampling.BILINEAR), np.float32) / 255
+    p = np.median(level, axis=1)                                     # (H,) lines cross most columns; notes, stems, text do not
+    if p.max() < 0.05: return None
+    peaks = [y for y in range(1, len(p) - 1) if p[y] >= p[y - 1] and p[y] > p[y + 1] and p[y] >= 0.3 * p.max()]
+    best, rows = 0.0, None
+    for i, first in enumerate(peaks):                                # five equally spaced peaks from `first` to `last` ...
+        for last in peaks[i + 4:]:
+            gap = (last - first) / 4
+            if gap < 2: continue
+            got = np.array([min(peaks, key=lambda y: abs(y - w)) for w in first + gap * np.arange(5)])
+            if np.abs(got - (first + gap * np.arange(5))).max() > max(1, gap / 4): continue
+            lines, between = p[got], p[(got[:-1] + got[1:]) // 2]
+            contrast = lines.min() - between.max()                   # ... each darker than the paper between them, alike,
+            alone = sum(p[y] >= 0.5 * lines.min() for y in peaks) == 5   # and no other line as dark (a grand staff: no fit)
+            if contrast > best and lines.min() >= 0.5 * lines.max() and alone: best, rows = contrast, got.astype(float)
+    return rows
+
+def find_staff(im: Image.Image) -> np.ndarray | None:
+    "The staff's five line rows: the exact finder first, the scan finder where it fails."
+    rows = staff_lines(im)
+    return rows if rows is not None else scanned_staff_lines(im)
+
 def fit_staff(im: Image.Image, share: float) -> Image.Image:
     "The strip cropped, or padded with its paper, around its staff so that the staff takes `share` of the height; as is if no staff is found."
-    rows = staff_lines(im)
+    rows = find_staff(im)
     if rows is None: return im
     height, middle = (rows[-1] - rows[0]) / share, (rows[0] + rows[-1]) / 2
     top = int(round(middle - height / 2))

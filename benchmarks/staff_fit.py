@@ -1,4 +1,4 @@
-"""What the staff fit (01e `staff_lines`, `fit_staff`) meets in the data: how much of each strip's height its staff
+"""What the staff fit (01e `find_staff`, `fit_staff`) meets in the data: how much of each strip's height its staff
 takes, per engraver, and how often the five lines are found at all; the same on the scanned and photographed copies of
 the test strips; and what the fit does to width bucketing. Writes `results/data/staff-fit.json`, which Section 4 reads.
 

@@ -7,7 +7,7 @@ Docs: https://omr-blog.github.io/omr_blog/batching.html.md"""
 
 # %% ../nbs/01e_batching.ipynb #8fbc4e8a
 from __future__ import annotations
-import io, math, random
+import io, json, math, random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
-from .core import OmrBlogError
+from .core import OmrBlogError, tqdm
 
 # %% auto #0
-__all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'model_view',
+__all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'FIT_VERSION', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'model_view',
            'pixels_to_tensor', 'image_to_tensor', 'longest_run', 'paper_level', 'staff_lines', 'even_light',
            'level_angle', 'scanned_staff_lines', 'find_staff', 'fit_staff', 'pad_images', 'pad_ids', 'OmrDataset',
            'Collate', 'WidthBucketSampler', 'padded_share']
@@ -191,6 +191,11 @@ def pad_ids(seqs: list[list[int]], pad_id: int) -> torch.Tensor:
     return out
 
 # %% ../nbs/01e_batching.ipynb #5841253b
+FIT_VERSION = 2   # bump when find_staff or fit_staff changes what they return: cached fitted widths are then recomputed
+
+def _size(f) -> tuple[int, int]:
+    with Image.open(f) as im: return im.size
+
 class OmrDataset(torch.utils.data.Dataset):
     """(image (3,H,W), ids) pairs from a split with columns image/transcription. With a `transform` (the scan/photo copies of
     01f_degrade), image i becomes transform(image, (seed, epoch, i)): new each epoch, the same on a resumed run.
@@ -218,16 +223,31 @@ class OmrDataset(torch.utils.data.Dataset):
 
     @property
     def widths(self) -> list[int]:
-        """Each image's width after height normalisation (read from the image headers only: with `staff_share`, an estimate
-        before the fit, good enough to bucket similar widths)."""
+        """Each image's width in the model's view: what the sampler buckets by. Plain, read from the image headers (no
+        pixels decoded); with a staff fit, which crops or pads the height and so changes the width, see `fitted_widths`."""
         if self._widths is None:
-            ws = []
-            for rec in self._raw.select_columns(['image']):
-                b = rec['image']
-                with Image.open(io.BytesIO(b['bytes']) if b['bytes'] else b['path']) as im: w, h = im.size
-                ws.append(min(self.spec.max_width, max(1, round(w * self.spec.height / h))))
-            self._widths = ws
+            if self.spec.staff_share: self._widths = self.fitted_widths()
+            else: self._widths = [min(self.spec.max_width, max(1, round(w * self.spec.height / h))) for w, h in map(_size, self._images())]
         return self._widths
+
+    def _images(self):
+        for rec in self._raw.select_columns(['image']):
+            b = rec['image']
+            yield io.BytesIO(b['bytes']) if b['bytes'] else b['path']
+
+    def fitted_widths(self) -> list[int]:
+        """Each fitted image's width: decoded and fitted once (~5 ms a strip), cached beside the split's data on disk.
+        Header widths sorted fitted strips badly: batches of 32 training strips were 15% padding instead of 3%."""
+        key = f'{self.split._fingerprint}-fit{FIT_VERSION}-{self.spec.height}-{self.spec.max_width}-{self.spec.staff_share:g}'
+        files = self.split.cache_files
+        cache = Path(files[0]['filename']).parent/'widths'/f'{key}.json' if files else None
+        if cache and cache.exists(): return json.loads(cache.read_text())
+        ws = []
+        for f in tqdm(self._images(), total=len(self), desc='fitting staves to sort widths', unit='img', leave=False, disable=len(self) < 2000):
+            with Image.open(f) as im: ws.append(model_view(im, self.spec).width)
+        if cache:   # written whole or not at all: a half-written cache must never be read
+            cache.parent.mkdir(exist_ok=True); tmp = cache.with_suffix('.tmp'); tmp.write_text(json.dumps(ws)); tmp.replace(cache)
+        return ws
 
 @dataclass
 class Collate:

@@ -125,6 +125,17 @@ def test_fitting_the_staff_makes_the_paper_around_it_irrelevant(tiny, tokenizer)
     ds = OmrDataset(tiny['train'].select(range(3)), tokenizer, spec)
     assert torch.equal(ds[0][0], image_to_tensor(tiny['train'][0]['image'], spec))
 
+def test_the_sampler_sorts_by_the_widths_the_model_reads(tiny, tokenizer, monkeypatch):
+    "Fitted or not, each strip's bucketing width is the width of the tensor it becomes; fitted widths are computed once."
+    import omr_blog.batching as B
+    split = tiny['train'].select(range(12))
+    assert split.cache_files                                                   # (on disk: the fitted widths are cached)
+    for spec in (ImageSpec(height=64), ImageSpec(height=64, staff_share=0.265), ImageSpec(height=64, staff_share=0.4)):
+        ds = OmrDataset(split, tokenizer, spec)
+        assert ds.widths == [ds[i][0].shape[-1] for i in range(len(ds))]
+    monkeypatch.setattr(B, 'model_view', lambda *a: 1 / 0)                     # a second dataset of the same split and spec
+    assert OmrDataset(split, tokenizer, ImageSpec(height=64, staff_share=0.4)).widths == ds.widths   # reads the cache
+
 def test_the_degraded_split_degrades_first_and_fits_the_copy(tiny, tokenizer):
     "Every model of the degraded split is given the same degraded pixels; a fitted one then finds the staff in that copy."
     from omr_blog.batching import fit_staff, model_view

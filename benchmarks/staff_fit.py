@@ -5,19 +5,19 @@ the test strips; and what the fit does to width bucketing. Writes `results/data/
 - shares: the staff's height (top line to bottom line) over the strip's height, per split, where the fit finds the lines
   (`find_staff`: the exact finder, then the scan finder), and how often the exact finder alone finds them.
 - degraded: the degraded test split degrades the plain strip at the model's height and then fits the copy (03e
-  `predict`, 01e `OmrDataset(fit_after_transform=True)`), as a scan reaches `omr-blog transcribe`. How often the fit
+  `predict`, 01e `OmrDataset(fit_after_transform=True)`), as `omr-blog transcribe` fits whatever scan it gets. How often the fit
   finds the five lines in those copies, and in copies made with the same draws at the engraving's own resolution, and
   how far the share it measures there is from the clean strip's.
-- bucketing: the sampler sorts strips by their width read from the image header, before the fit; the fit then changes
-  widths (it crops or pads the height, so the width at the model's height changes). Padding share of the batches so
-  formed, against batches formed from the true fitted widths.
+- bucketing: the fit crops or pads the height, so it changes each strip's width at the model's height; the sampler
+  therefore sorts fitted strips by their fitted widths (01e `OmrDataset.fitted_widths`). Padding share of batches sorted
+  by the header widths (as before that), against batches sorted by the fitted widths.
 
     .venv/bin/python benchmarks/staff_fit.py [--train 2000] [--share 0.265]
 """
 import argparse, statistics, time
 from omr_blog.batching import ImageSpec, WidthBucketSampler, find_staff, fit_staff, padded_share, resize_to_height, staff_lines, to_rgb
 from omr_blog.config import load_preset
-from omr_blog.core import provenance, results_dir, write_json
+from omr_blog.core import fmt, provenance, results_dir, write_json
 from omr_blog.dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
 from omr_blog.degrade import DEGRADED_TEST_SEED, DegradeConfig, degrade
 from tqdm.auto import tqdm
@@ -50,7 +50,7 @@ def main():
     images = {k: [to_rgb(im) for im in tqdm(s['image'], desc=f'reading {k}', leave=False)] for k, s in splits.items()}
     shares = {k: summary([share(im) for im in tqdm(ims, desc=f'staff of {k}', leave=False)]) for k, ims in images.items()}
     for k, s in shares.items():
-        print(f'{k:22s} staff found on {s["found"]:5d} of {s["n"]:5d} ({s["found_exact"]} by the exact finder); share of the height median {s["median"]:.3f} (quartiles {s["q1"]:.3f}-{s["q3"]:.3f})')
+        print(f'{k:22s} staff found on {s["found"]:5d} of {s["n"]:5d} ({s["found_exact"]} by the exact finder); share of the height median {fmt(s["median"])} (quartiles {fmt(s["q1"])}-{fmt(s["q3"])})')
 
     spec, cfg = ImageSpec(height=a.height), DegradeConfig()
     clean = [share(im)[0] for im in images['test (Verovio)']]
@@ -63,7 +63,7 @@ def main():
         degraded[name] = {**summary(deg), 'share_error_median': statistics.median(e) if e else None,
                           'share_error_over_10pct': sum(x > 0.1 for x in e)}
         print(f'degraded {name:28s} staff found on {degraded[name]["found"]} of {len(deg)} ({degraded[name]["found_exact"]} by the exact finder; clean: {sum(c is not None for c in clean)}); '
-              f'share off the clean one by median {degraded[name]["share_error_median"]:.1%}, by >10% on {degraded[name]["share_error_over_10pct"]}')
+              f'share off the clean one by median {fmt(degraded[name]["share_error_median"], ".1%")}, by >10% on {degraded[name]["share_error_over_10pct"]}')
 
     ims = images['train']   # bucketing: the header's width (what the sampler sorts by) against the fitted width
     est = [min(spec.max_width, max(1, round(im.width * a.height / im.height))) for im in ims]

@@ -7,7 +7,7 @@ Docs: https://omr-blog.github.io/omr_blog/batching.html.md"""
 
 # %% ../nbs/01e_batching.ipynb #8fbc4e8a
 from __future__ import annotations
-import io, json, math, random
+import io, json, math, os, random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -122,19 +122,25 @@ def staff_lines(im: Image.Image, faint: float = 0.15, unbroken: float = 0.5) -> 
 # %% ../nbs/01e_batching.ipynb #11d610ee
 def even_light(grey: Image.Image) -> np.ndarray:
     "(H, W) ink darkness 0..1 of a greyscale image against the paper near each pixel: light falling off across a sheet evened out."
-    k = max(3, (grey.height // 3) | 1)   # wider than a line, a notehead or a beam, narrower than the light's changes
-    paper = np.asarray(grey.filter(ImageFilter.MaxFilter(k)).filter(ImageFilter.BoxBlur(k)), np.float32)
-    return np.clip(1 - np.asarray(grey, np.float32) / np.maximum(paper, 1), 0, 1)
+    f = max(1, grey.height // 64)   # the paper level is smooth: found on a copy about 64 rows high (a maximum filter costs k^2)
+    small = grey.reduce(f) if f > 1 else grey
+    k = max(3, (small.height // 3) | 1)   # wider than a line, a notehead or a beam, narrower than the light's changes
+    paper = small.filter(ImageFilter.MaxFilter(k)).filter(ImageFilter.BoxBlur(k)).resize(grey.size, Image.Resampling.BILINEAR)
+    return np.clip(1 - np.asarray(grey, np.float32) / np.maximum(np.asarray(paper, np.float32), 1), 0, 1)
 
 def level_angle(ink: Image.Image, max_deg: float = 2.0, step: float = 0.25) -> float:
     "The small rotation (degrees) after which the ink's row profile is sharpest (its lines level); ties go to the smaller turn."
-    k = max(1, ink.width // 400)   # searched on a narrower copy: the angle does not need every column
+    k = max(1, ink.width // 400)   # searched on a copy k times narrower, where every slope is k times steeper
     small = ink.resize((ink.width // k, ink.height), Image.Resampling.BOX) if k > 1 else ink
-    sharpness = lambda a: float((np.asarray(small.rotate(a, resample=Image.Resampling.BILINEAR), np.float32).mean(1) ** 2).sum())
+    def sharpness(a):
+        turned = small.rotate(math.degrees(math.atan(k * math.tan(math.radians(a)))), resample=Image.Resampling.BILINEAR)
+        return float((np.asarray(turned, np.float32).mean(1) ** 2).sum())
     return float(max(np.arange(-max_deg, max_deg + 1e-9, step), key=lambda a: (sharpness(a), -abs(a))))
 
 def scanned_staff_lines(im: Image.Image, faint: float = 0.2) -> np.ndarray | None:
-    "Row positions (5,) of the staff's lines in a tilted, blurred or unevenly lit strip, in the levelled strip; None unless five clear ones."
+    """Row positions (5,) of the staff's lines in a tilted, blurred or unevenly lit strip; None unless five clear ones.
+    The rows are those of the levelled strip, which turns about its centre: right at the music's middle column and off by
+    at most tan(2 deg) x half its width elsewhere, well inside the paper the fit keeps around a staff."""
     dark = even_light(im.convert('L'))
     cols = np.flatnonzero((dark > faint).sum(0) >= 2)
     if len(cols) < 16: return None
@@ -200,7 +206,7 @@ class OmrDataset(torch.utils.data.Dataset):
     """(image (3,H,W), ids) pairs from a split with columns image/transcription. With a `transform` (the scan/photo copies of
     01f_degrade), image i becomes transform(image, (seed, epoch, i)): new each epoch, the same on a resumed run.
     With `spec.staff_share`, training fits the clean strip and then degrades it (its copies vary around one staff size);
-    `fit_after_transform` degrades the plain strip and fits the copy, as a real scan reaches `omr-blog transcribe`: the
+    `fit_after_transform` degrades the plain strip and fits the copy, as `omr-blog transcribe` fits whatever scan it is given: the
     degraded test split, which thereby gives every model the same degraded pixels, fitted or not."""
     def __init__(self, split, tokenizer, spec: ImageSpec, max_len: int = 2048, transform=None, seed: int = 0,
                  fit_after_transform: bool = False):
@@ -245,8 +251,11 @@ class OmrDataset(torch.utils.data.Dataset):
         ws = []
         for f in tqdm(self._images(), total=len(self), desc='fitting staves to sort widths', unit='img', leave=False, disable=len(self) < 2000):
             with Image.open(f) as im: ws.append(model_view(im, self.spec).width)
-        if cache:   # written whole or not at all: a half-written cache must never be read
-            cache.parent.mkdir(exist_ok=True); tmp = cache.with_suffix('.tmp'); tmp.write_text(json.dumps(ws)); tmp.replace(cache)
+        if cache:   # written whole or not at all (a half-written cache must never be read); a read-only dataset is not cached
+            try:
+                cache.parent.mkdir(exist_ok=True); tmp = cache.with_suffix(f'.{os.getpid()}.tmp')
+                tmp.write_text(json.dumps(ws)); tmp.replace(cache)
+            except OSError: pass
         return ws
 
 @dataclass

@@ -15,7 +15,8 @@ the test strips; and what the fit does to width bucketing. Writes `results/data/
     .venv/bin/python benchmarks/staff_fit.py [--train 2000] [--share 0.265]
 """
 import argparse, statistics, time
-from omr_blog.batching import ImageSpec, WidthBucketSampler, find_staff, fit_staff, padded_share, resize_to_height, staff_lines, to_rgb
+from dataclasses import replace
+from omr_blog.batching import ImageSpec, WidthBucketSampler, find_staff, model_view, padded_share, resize_to_height, scaled_width, staff_lines, to_rgb
 from omr_blog.config import load_preset
 from omr_blog.core import fmt, provenance, results_dir, write_json
 from omr_blog.dataset import dataset_record, load_omr_dataset, resolve_dataset_dir
@@ -66,8 +67,8 @@ def main():
               f'share off the clean one by median {fmt(degraded[name]["share_error_median"], ".1%")}, by >10% on {degraded[name]["share_error_over_10pct"]}')
 
     ims = images['train']   # bucketing: the header's width (what the sampler sorts by) against the fitted width
-    est = [min(spec.max_width, max(1, round(im.width * a.height / im.height))) for im in ims]
-    true = [resize_to_height(fit_staff(im, a.share), spec).width for im in tqdm(ims, desc='fitted widths', leave=False)]
+    est = [scaled_width(im.width, im.height, spec) for im in ims]
+    true = [model_view(im, replace(spec, staff_share=a.share)).width for im in tqdm(ims, desc='fitted widths', leave=False)]   # as fitted_widths
     bucketing = {}
     for bs in (8, 32):
         by_est, by_true = (WidthBucketSampler(w, bs, seed=0).batches() for w in (est, true))

@@ -18,10 +18,10 @@ from PIL import Image, ImageFilter, UnidentifiedImageError
 from .core import OmrBlogError, tqdm
 
 # %% auto #0
-__all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'FIT_VERSION', 'to_rgb', 'open_image', 'ImageSpec', 'resize_to_height', 'model_view',
-           'pixels_to_tensor', 'image_to_tensor', 'longest_run', 'paper_level', 'staff_lines', 'even_light',
-           'level_angle', 'scanned_staff_lines', 'find_staff', 'fit_staff', 'pad_images', 'pad_ids', 'OmrDataset',
-           'Collate', 'WidthBucketSampler', 'padded_share']
+__all__ = ['IMAGE_SIGNATURES', 'MAX_PIXELS', 'FIT_VERSION', 'to_rgb', 'open_image', 'ImageSpec', 'scaled_width',
+           'resize_to_height', 'model_view', 'pixels_to_tensor', 'image_to_tensor', 'longest_run', 'paper_level',
+           'staff_lines', 'even_light', 'level_angle', 'scanned_staff_lines', 'find_staff', 'fit_staff', 'pad_images',
+           'pad_ids', 'OmrDataset', 'Collate', 'WidthBucketSampler', 'padded_share']
 
 # %% ../nbs/01e_batching.ipynb #1027b1e3
 IMAGE_SIGNATURES = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'II*\x00', b'MM\x00*', b'BM', b'RIFF')   # PNG JPEG GIF TIFF BMP WebP
@@ -71,10 +71,13 @@ class ImageSpec:
     staff_share: float | None = None   # if set, each strip is first cropped or padded so that its staff takes this share
                                        # of its height (`fit_staff`): every engraver's staff reaches the model at one size
 
+def scaled_width(width: int, height: int, spec: ImageSpec) -> int:
+    "The width of a `width` x `height` image scaled to `spec.height`, aspect ratio kept (capped at `spec.max_width`)."
+    return max(1, min(spec.max_width, round(width * spec.height / height)))
+
 def resize_to_height(im: Image.Image, spec: ImageSpec) -> Image.Image:
     "Scale to `spec.height`, keeping the aspect ratio (capped at `spec.max_width`)."
-    w = max(1, min(spec.max_width, round(im.width * spec.height / im.height)))
-    return im.resize((w, spec.height), Image.Resampling.BILINEAR)
+    return im.resize((scaled_width(im.width, im.height, spec), spec.height), Image.Resampling.BILINEAR)
 
 def model_view(im: Image.Image, spec: ImageSpec) -> Image.Image:
     "What the model reads of any PIL image: RGB, its staff fitted (if `spec.staff_share`), scaled to `spec.height`."
@@ -233,7 +236,7 @@ class OmrDataset(torch.utils.data.Dataset):
         pixels decoded); with a staff fit, which crops or pads the height and so changes the width, see `fitted_widths`."""
         if self._widths is None:
             if self.spec.staff_share: self._widths = self.fitted_widths()
-            else: self._widths = [min(self.spec.max_width, max(1, round(w * self.spec.height / h))) for w, h in map(_size, self._images())]
+            else: self._widths = [scaled_width(*_size(f), self.spec) for f in self._images()]
         return self._widths
 
     def _images(self):

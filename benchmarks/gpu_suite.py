@@ -278,8 +278,8 @@ def stage_estimator(s: Suite, measured: list[dict]) -> list[dict]:
         if r.get('status') != 'ok' or (r.get('peak_vram_bytes') is None and not s.dry): continue   # (a CPU rehearsal has no peak)
         cfg = s.config(r['backbone'])
         e = estimate_memory(cfg, batch_size=r['batch'], width=r['width'], seq_len=r['seq_len'],   # the padded batch, as measured
-                            precision='bf16' if s.amp == torch.bfloat16 else 'fp32', vocab_size=len(s.tok))
-        rows.append({'backbone': r['backbone'], 'batch': r['batch'], 'width': r['width'], 'estimate_bytes': e.total,
+                            precision='bf16' if s.amp == torch.bfloat16 else 'fp32', vocab_size=len(s.tok), device=s.device.type)
+        rows.append({'backbone': r['backbone'], 'batch': r['batch'], 'width': r['width'], 'seq_len': r['seq_len'], 'estimate_bytes': e.total,
                      'estimate_parts': asdict(e), 'measured_bytes': r.get('peak_vram_bytes'),
                      'ratio': r['peak_vram_bytes'] / e.total if r.get('peak_vram_bytes') else None})
     return rows
@@ -314,10 +314,15 @@ def stage_decoding(s: Suite) -> list[dict]:
         beams = {'ours': timed(lambda: beam_search(models['ours'], imgs, pm, beam=4, max_new_tokens=N)),
                  'transformers': timed(lambda: models['transformers'].generate(pixel_values=imgs * 2 - 1, max_new_tokens=N, do_sample=False,
                                                                                num_beams=4, early_stopping=True))}
-        for k, f in beams.items():                                   # random weights: lengths differ, so tokens/s from the output
-            t0 = time.perf_counter(); out = f(); dt = time.perf_counter() - t0
-            rows.append({'what': 'beam4', 'impl': k, 'batch': B, 'new_tokens': int(out.shape[1] - 1), 'seconds': dt,
-                         'tokens_per_s': B * (out.shape[1] - 1) / dt})
+        outs = {}
+        def keep(k, f):
+            def run(): outs[k] = f()
+            return run
+        t = interleaved({k: keep(k, f) for k, f in beams.items()}, 1)   # a warm-up and one timed call each: beams are long
+        per_step = {k: t[k] / max(1, outs[k].shape[1] - 1) for k in t}  # random weights: the sides stop at different lengths
+        for k, v in t.items():
+            rows.append({'what': 'beam4', 'impl': k, 'batch': B, 'new_tokens': int(outs[k].shape[1] - 1), 'seconds': v,
+                         'tokens_per_s': B / per_step[k], 'vs_transformers': per_step['transformers'] / per_step[k]})
     # the training step at equal dims (bf16 autocast, fp32 weights: as training runs)
     for m in models.values(): m.to(s.device, torch.float32).train()
     B, T = (2, 16) if s.dry else (16, 256)
@@ -427,7 +432,9 @@ def run(a):
             rows, status, error = [], 'failed', error_line(e, 300)
             print(f'  {stage} failed: {error}', flush=True)
         if stage == 'train_step': measured = rows
-        s.write(stage, rows, status=status, error=error, seconds=round(time.monotonic() - t, 1))
+        from omr_blog.memory import ESTIMATOR_VERSION   # an estimator record's ratios hold for the estimator that wrote them
+        extra = {'estimator_version': ESTIMATOR_VERSION} if stage == 'estimator' else {}
+        s.write(stage, rows, status=status, error=error, seconds=round(time.monotonic() - t, 1), **extra)
     shutil.rmtree(s.scratch, ignore_errors=True)
     print(f'done in {time.monotonic() - s.t0:.0f} s: records in {s.out}')
 

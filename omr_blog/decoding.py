@@ -54,51 +54,54 @@ def beam_search(model: MusicTrOCR, images, pixel_mask=None, beam: int = 4, max_n
     "Best sequence per image as token ids (B, T) starting with BOS and ending at EOS (then pad)."
     c = model.cfg.decoder
     mem, mmask = model.encode(images, pixel_mask)
-    B, k, dev = mem.shape[0], beam, mem.device
+    B, k, dev, steps = mem.shape[0], beam, mem.device, _limit(model, max_new_tokens)
     mem, mmask = mem.repeat_interleave(k, 0), mmask.repeat_interleave(k, 0)          # (B*k, N, C)
     ids = torch.full((B * k, 1), c.bos_id, dtype=torch.long, device=dev)
     scores = torch.zeros(B, k, device=dev); scores[:, 1:] = float('-inf')             # one live beam at first
-    finished = [[] for _ in range(B)]                                                 # (normalised score, ids)
-    done = [False] * B
+    fin_ids = torch.full((B, k, steps), c.pad_id, dtype=torch.long, device=dev)       # the k best finished (no BOS)
+    fin_scores = torch.full((B, k), float('-inf'), device=dev)                        # their log-prob / length^penalty
+    fin_len = torch.zeros(B, k, dtype=torch.long, device=dev)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    image = torch.arange(B, device=dev)[:, None]                                      # (B, 1)
+    rank = torch.arange(2 * k, device=dev)                                            # (2k,)
     cache = model.decoder.new_cache()
-    steps = _limit(model, max_new_tokens)
     for t in range(steps):
         logits = model.decoder(ids[:, -1:], mem, mmask, cache, start=t)[:, -1].float()
         logp = F.log_softmax(apply_repetition_penalty(logits, ids, repetition_penalty), -1)   # (B*k, V)
         V = logp.shape[-1]
-        cand = (scores.view(-1, 1) + logp).view(B, k * V)
-        top_s, top_i = cand.topk(2 * k, dim=1)                                         # (B, 2k)
-        new_src, new_tok, new_scores = [], [], []
-        for b in range(B):
-            src, tok, sc = [], [], []
-            for s, i in zip(top_s[b].tolist(), top_i[b].tolist()):
-                bi, ti = divmod(i, V)
-                if done[b]: src.append(b * k); tok.append(c.pad_id); sc.append(float('-inf'))
-                elif ti == c.eos_id:
-                    if len(finished[b]) < k or s / (t + 1) ** length_penalty > min(finished[b])[0]:
-                        finished[b].append((s / (t + 1) ** length_penalty, ids[b * k + bi, 1:].tolist() + [ti]))
-                        finished[b] = sorted(finished[b], key=lambda x: -x[0])[:k]
-                    continue
-                else: src.append(b * k + bi); tok.append(ti); sc.append(s)
-                if len(src) == k: break
-            while len(src) < k: src.append(b * k); tok.append(c.pad_id); sc.append(float('-inf'))
-            if not done[b] and len(finished[b]) >= k:
-                best_alive = max(sc)
-                done[b] = min(f[0] for f in finished[b]) >= best_alive / (t + 1) ** length_penalty
-            new_src += src; new_tok += tok; new_scores.append(sc)
-        sel = torch.tensor(new_src, device=dev)
-        ids = torch.cat([ids[sel], torch.tensor(new_tok, device=dev)[:, None]], 1)
-        scores = torch.tensor(new_scores, device=dev)
+        top_s, top_i = (scores.view(-1, 1) + logp).view(B, k * V).topk(2 * k, dim=1)  # (B, 2k), best first
+        src, tok = top_i // V, top_i % V                                                # which beam, which token
+        eos, alive = tok == c.eos_id, ~done[:, None]
+        # candidates are read best first until k go on: an EOS counts only if it ranks above the k-th that goes on
+        before = torch.cumsum(~eos, 1) - (~eos).long()                                  # (B, 2k) non-EOS ranked above
+        ends, goes_on = eos & (before < k) & alive, ~eos & (before < k) & alive
+        # the finished pool keeps the k best of the old ones and this step's endings
+        seqs = torch.full((B, 2 * k, steps), c.pad_id, dtype=torch.long, device=dev)
+        seqs[:, :, :t] = ids.view(B, k, -1)[image, src, 1:]
+        seqs[:, :, t] = c.eos_id
+        pool = torch.cat([fin_scores, torch.where(ends, top_s / (t + 1) ** length_penalty, float('-inf'))], 1)   # (B, 3k)
+        fin_scores, best = pool.topk(k, dim=1)
+        fin_ids = torch.cat([fin_ids, seqs], 1)[image, best]
+        fin_len = torch.cat([fin_len, torch.full_like(src, t + 1)], 1).gather(1, best)
+        # the k that go on, in rank order; too few (many EOS), and the rest are dead slots (-inf, pad)
+        pick = torch.where(goes_on, rank, rank + 2 * k).argsort(1)[:, :k]               # (B, k)
+        ok = goes_on.gather(1, pick)
+        sel = (image * k + torch.where(ok, src.gather(1, pick), 0)).view(-1)           # (B*k,) rows of ids and the cache
+        new_tok = torch.where(ok, tok.gather(1, pick), c.pad_id).view(-1, 1)
+        scores = torch.where(ok, top_s.gather(1, pick), float('-inf'))
+        ids = torch.cat([ids[sel], new_tok], 1)
         for layer in cache:   # follow the surviving beams; cross-attention K/V are the same for all beams of an image
             layer['self']['k'], layer['self']['v'] = layer['self']['k'][sel], layer['self']['v'][sel]
-        if all(done): break
-    best = []
-    for b in range(B):
-        if not finished[b]:   # nothing ended within the limit: take the best live beam as it is
-            j = int(scores[b].argmax()); finished[b].append((0.0, ids[b * k + j, 1:].tolist()))
-        best.append([c.bos_id] + max(finished[b], key=lambda x: x[0])[1])
-    out = torch.full((B, max(map(len, best))), c.pad_id, dtype=torch.long, device=dev)
-    for b, s in enumerate(best): out[b, :len(s)] = torch.tensor(s, device=dev)
+        # an image is done when k have finished and none that goes on can beat the worst of them
+        done |= (fin_scores > float('-inf')).all(1) & (fin_scores[:, -1] >= scores.max(1).values / (t + 1) ** length_penalty)
+        if done.all(): break
+    # the best finished sequence; an image with none takes its best live beam as it is
+    L, has = ids.shape[1] - 1, fin_scores[:, 0] > float('-inf')                     # tokens written; any finished
+    live = ids.view(B, k, -1)[image[:, 0], scores.argmax(1), 1:]                        # (B, L)
+    seq, n = torch.where(has[:, None], fin_ids[:, 0, :L], live), torch.where(has, fin_len[:, 0], L)
+    out = torch.full((B, 1 + int(n.max())), c.pad_id, dtype=torch.long, device=dev)
+    out[:, 0] = c.bos_id
+    out[:, 1:] = seq[:, :out.shape[1] - 1]
     return out
 
 # %% ../nbs/02c_decoding.ipynb #8168a9ba

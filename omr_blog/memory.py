@@ -10,6 +10,7 @@ Docs: https://omr-blog.github.io/omr_blog/memory.html.md"""
 from __future__ import annotations
 import gc, json, os, resource, subprocess, sys, time
 from dataclasses import dataclass, asdict, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,9 +23,10 @@ from .finetune import has_linear_layers, prepare_finetune
 from .model import ModelConfig, MusicTrOCR, lm_loss
 
 # %% auto #0
-__all__ = ['HALF', 'MEASURE_ENV', 'MODE_ORDER', 'BATCHES', 'VALIDATION_PRESET', 'saved_activation_bytes', 'MemoryEstimate',
-           'estimate_memory', 'measure_training_memory', 'parse_memory', 'estimate_by_batch', 'gpu_calibration',
-           'fit_rows', 'sweep_ranking', 'fit_advice', 'memory_grid', 'runtime_overhead', 'memory_validation']
+__all__ = ['HALF', 'MEASURE_ENV', 'MODE_ORDER', 'BATCHES', 'ESTIMATOR_VERSION', 'VALIDATION_PRESET', 'saved_activation_bytes',
+           'MemoryEstimate', 'estimate_memory', 'measure_training_memory', 'parse_memory', 'estimate_by_batch',
+           'gpu_calibration', 'fit_rows', 'sweep_ranking', 'fit_advice', 'memory_grid', 'runtime_overhead',
+           'memory_validation']
 
 # %% ../nbs/06a_memory.ipynb #1657b4d2
 def _storage_key(t: torch.Tensor):
@@ -33,15 +35,17 @@ def _storage_key(t: torch.Tensor):
 
 _sdpa = torch.nn.functional.scaled_dot_product_attention
 
-def _fused_sdpa_on_meta(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kw):
-    "On the meta device, attention through the fused kernel that CPUs and GPUs run (saves q, k, v, out, logsumexp, not the T x N weights)."
-    if q.device.type != 'meta' or attn_mask is not None:   # with a mask, PyTorch 2.13 on CPU runs the unfused path too
+def _fused_sdpa_on_meta(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, fuse_masked=False, **kw):
+    """On the meta device, attention through a fused kernel (saves q, k, v, out, logsumexp, not the T x N weights).
+    With a mask, PyTorch 2.13 on a CPU runs the unfused path; CUDA's memory-efficient kernel takes the mask: `fuse_masked`."""
+    if q.device.type != 'meta' or (attn_mask is not None and not fuse_masked):
         return _sdpa(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kw)
     return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, dropout_p, is_causal, scale=scale)[0]
 
-def saved_activation_bytes(model: nn.Module, *inputs) -> tuple[int, int]:
-    "(bytes autograd saves for backward in one forward + loss, the largest single saved tensor) for these inputs."
-    torch.nn.functional.scaled_dot_product_attention = _fused_sdpa_on_meta   # meta would take the unfused path
+def saved_activation_bytes(model: nn.Module, *inputs, device: str = 'cpu') -> tuple[int, int]:
+    "(bytes autograd saves for backward in one forward + loss, the largest single saved tensor) for these inputs, as `device` ('cpu', 'cuda') runs attention."
+    fused = partial(_fused_sdpa_on_meta, fuse_masked=device == 'cuda')
+    torch.nn.functional.scaled_dot_product_attention = fused   # meta would take the unfused path
     try: return _saved_activation_bytes(model, *inputs)
     finally: torch.nn.functional.scaled_dot_product_attention = _sdpa
 
@@ -80,15 +84,17 @@ def _linear_params(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
 def estimate_memory(cfg: TrainConfig, batch_size: int | None = None, width: int | None = None, seq_len: int | None = None,
-                    precision: str | None = None, vocab_size: int | None = None) -> MemoryEstimate:
-    "Peak bytes of one training step of `cfg` (AdamW), from a forward pass on the meta device: nothing is allocated."
+                    precision: str | None = None, vocab_size: int | None = None, device: str | None = None) -> MemoryEstimate:
+    """Peak bytes of one training step of `cfg` (AdamW) on `device` ('cpu' or 'cuda'; default: where training would run
+    here), from a forward pass on the meta device: nothing is allocated."""
     B = batch_size or cfg.batch_size
     W = width or cfg.max_width
     dec = replace(cfg.decoder, vocab_size=vocab_size or cfg.vocab_size)
     T = min(seq_len or dec.max_len, dec.max_len)
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     prec = precision or cfg.precision
-    if prec == 'auto':   # what training would pick on this machine (bf16 on GPUs and bf16-capable CPUs)
-        prec = {torch.bfloat16: 'bf16', torch.float16: 'fp16'}.get(resolve_precision('auto', torch.device('cuda' if torch.cuda.is_available() else 'cpu')), 'fp32')
+    if prec == 'auto':   # what training would pick there (bf16 on GPUs and bf16-capable CPUs)
+        prec = {torch.bfloat16: 'bf16', torch.float16: 'fp16'}.get(resolve_precision('auto', torch.device(device)), 'fp32')
     with torch.device('meta'):
         model = MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, dec))
         n_linear = _linear_params(model.backbone)   # before LoRA wraps them
@@ -97,7 +103,7 @@ def estimate_memory(cfg: TrainConfig, batch_size: int | None = None, width: int 
         if cfg.finetune == 'frozen': model.backbone.eval()
         images = torch.rand(B, 3, cfg.height, W)
         inputs = (images, torch.ones(B, cfg.height, W, dtype=torch.bool), torch.zeros(B, T, dtype=torch.long))
-        acts, largest = saved_activation_bytes(model, *inputs)
+        acts, largest = saved_activation_bytes(model, *inputs, device=device)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     weights = 4 * total
@@ -189,12 +195,15 @@ def estimate_by_batch(cfg: TrainConfig, precision: str | None = None, **kw):
     return at
 
 _CURVES: dict = {}
+# Raised whenever the estimate itself changes: a GPU record's ratios are measured against the estimator that wrote them.
+# 2: masked attention counted fused on 'cuda' (version 1 counted it unfused everywhere: 0.42x a ViT's measured peak).
+ESTIMATOR_VERSION = 2
 
 def gpu_calibration(preset: str = 'gpu-full', root: Path | None = None) -> dict:
     """How far the peaks a GPU measured exceeded the estimate, per backbone (the largest measured/estimated ratio of the
-    newest committed GPU suite record, at least 1): {'gpu': name, 'factor': {backbone: x}}, or {} without such a record.
-    The suite measures the gpu-full configuration only, so other presets get {}."""
-    recs = gpu_suite_records('estimator', root) if preset == 'gpu-full' else []
+    newest committed GPU suite record written by this `ESTIMATOR_VERSION`, at least 1): {'gpu': name, 'factor':
+    {backbone: x}}, or {} without such a record. The suite measures the gpu-full configuration only, so other presets get {}."""
+    recs = [r for r in gpu_suite_records('estimator', root) if r.get('estimator_version') == ESTIMATOR_VERSION] if preset == 'gpu-full' else []
     if not recs: return {}
     factor = {}
     for r in recs[0]['rows']:
@@ -214,7 +223,7 @@ def fit_rows(budget_bytes: float, preset: str = 'gpu-full', backbones=None, head
             if mode == 'qlora' and not has_linear_layers(b): continue
             cfg = make_config(preset, b, finetune=mode, **overrides)
             key = json.dumps([asdict(cfg), precision], sort_keys=True)
-            if key not in _CURVES: _CURVES[key] = estimate_by_batch(cfg, precision)   # budgets differ, curves do not
+            if key not in _CURVES: _CURVES[key] = estimate_by_batch(cfg, precision, device='cuda')   # budgets differ, curves do not
             at = _CURVES[key]
             B = next((B for B in BATCHES if k * at(B).total <= usable), None)
             rows.append({'backbone': b, 'mode': mode, 'batch': B, 'accumulation': -(-cfg.effective_batch // B) if B else None,
@@ -263,7 +272,7 @@ def runtime_overhead(cfg, cache: dict) -> int:
     if key not in cache:
         with torch.device('meta'): W = MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, cfg.decoder)).backbone.multiple
         meas = measure_training_memory(cfg, batch_size=1, width=W, seq_len=4, steps=3)
-        cache[key] = meas['peak_bytes'] - estimate_memory(cfg, batch_size=1, width=W, seq_len=4, precision=meas['precision']).total
+        cache[key] = meas['peak_bytes'] - estimate_memory(cfg, batch_size=1, width=W, seq_len=4, precision=meas['precision'], device='cpu').total
     return cache[key]
 
 def memory_validation(grid: list[dict] | None = None, width: int = 512, seq_len: int = 101, progress: bool = True) -> dict:
@@ -278,7 +287,7 @@ def memory_validation(grid: list[dict] | None = None, width: int = 512, seq_len:
         if key in done: rows.append(done[key]); continue
         cfg = make_config(VALIDATION_PRESET, point['backbone'], finetune=point['finetune'], batch_size=point['batch_size'])
         meas = measure_training_memory(cfg, width=width, seq_len=seq_len, steps=3)
-        est = estimate_memory(cfg, width=width, seq_len=seq_len, precision=meas['precision'])
+        est = estimate_memory(cfg, width=width, seq_len=seq_len, precision=meas['precision'], device='cpu')
         runtime = runtime_overhead(cfg, fixed)
         rows.append({'point': point, 'estimate': {**{k: v for k, v in est.__dict__.items()}, 'total': est.total},
                      'measured_bytes': meas['peak_bytes'], 'step_s': meas['step_s'], 'ratio': est.total / meas['peak_bytes'],

@@ -1,6 +1,7 @@
 import pytest
 import torch
-from omr_blog.decoding import beam_search, greedy_decode
+import torch.nn.functional as F
+from omr_blog.decoding import _limit, apply_repetition_penalty, beam_search, greedy_decode
 from omr_blog.model import Decoder, DecoderConfig, ModelConfig, MusicTrOCR
 
 def _model(seed=0, backbone='resnet50'):
@@ -97,3 +98,68 @@ def test_static_cache_step_writes_what_greedy_writes(backbone):
             assert torch.equal(static_greedy_decode(m, imgs, pm, max_new_tokens=n), greedy_decode(m, imgs, pm, max_new_tokens=n)), (seed, n)
         dec = StaticGreedyDecoder(m, *m.encode(imgs, pm), 20)
         assert torch.equal(dec(), dec())                                    # reusable: every call starts from BOS
+
+@torch.no_grad()
+def reference_beam_search(model: MusicTrOCR, images, pixel_mask=None, beam: int = 4, max_new_tokens: int | None = None,
+                length_penalty: float = 1.0, repetition_penalty: float = 1.0) -> torch.Tensor:
+    "The plain per-image loop the vectorised beam_search replaced (it asked the host for every candidate at every step)."
+    c = model.cfg.decoder
+    mem, mmask = model.encode(images, pixel_mask)
+    B, k, dev = mem.shape[0], beam, mem.device
+    mem, mmask = mem.repeat_interleave(k, 0), mmask.repeat_interleave(k, 0)          # (B*k, N, C)
+    ids = torch.full((B * k, 1), c.bos_id, dtype=torch.long, device=dev)
+    scores = torch.zeros(B, k, device=dev); scores[:, 1:] = float('-inf')             # one live beam at first
+    finished = [[] for _ in range(B)]                                                 # (normalised score, ids)
+    done = [False] * B
+    cache = model.decoder.new_cache()
+    steps = _limit(model, max_new_tokens)
+    for t in range(steps):
+        logits = model.decoder(ids[:, -1:], mem, mmask, cache, start=t)[:, -1].float()
+        logp = F.log_softmax(apply_repetition_penalty(logits, ids, repetition_penalty), -1)   # (B*k, V)
+        V = logp.shape[-1]
+        cand = (scores.view(-1, 1) + logp).view(B, k * V)
+        top_s, top_i = cand.topk(2 * k, dim=1)                                         # (B, 2k)
+        new_src, new_tok, new_scores = [], [], []
+        for b in range(B):
+            src, tok, sc = [], [], []
+            for s, i in zip(top_s[b].tolist(), top_i[b].tolist()):
+                bi, ti = divmod(i, V)
+                if done[b]: src.append(b * k); tok.append(c.pad_id); sc.append(float('-inf'))
+                elif ti == c.eos_id:
+                    if len(finished[b]) < k or s / (t + 1) ** length_penalty > min(finished[b])[0]:
+                        finished[b].append((s / (t + 1) ** length_penalty, ids[b * k + bi, 1:].tolist() + [ti]))
+                        finished[b] = sorted(finished[b], key=lambda x: -x[0])[:k]
+                    continue
+                else: src.append(b * k + bi); tok.append(ti); sc.append(s)
+                if len(src) == k: break
+            while len(src) < k: src.append(b * k); tok.append(c.pad_id); sc.append(float('-inf'))
+            if not done[b] and len(finished[b]) >= k:
+                best_alive = max(sc)
+                done[b] = min(f[0] for f in finished[b]) >= best_alive / (t + 1) ** length_penalty
+            new_src += src; new_tok += tok; new_scores.append(sc)
+        sel = torch.tensor(new_src, device=dev)
+        ids = torch.cat([ids[sel], torch.tensor(new_tok, device=dev)[:, None]], 1)
+        scores = torch.tensor(new_scores, device=dev)
+        for layer in cache:   # follow the surviving beams; cross-attention K/V are the same for all beams of an image
+            layer['self']['k'], layer['self']['v'] = layer['self']['k'][sel], layer['self']['v'][sel]
+        if all(done): break
+    best = []
+    for b in range(B):
+        if not finished[b]:   # nothing ended within the limit: take the best live beam as it is
+            j = int(scores[b].argmax()); finished[b].append((0.0, ids[b * k + j, 1:].tolist()))
+        best.append([c.bos_id] + max(finished[b], key=lambda x: x[0])[1])
+    out = torch.full((B, max(map(len, best))), c.pad_id, dtype=torch.long, device=dev)
+    for b, s in enumerate(best): out[b, :len(s)] = torch.tensor(s, device=dev)
+    return out
+
+@pytest.mark.parametrize('beam', [2, 3, 4])
+def test_vectorised_beam_search_equals_the_per_image_loop(beam):
+    "Random models with a small vocabulary end beams early, late or never; length penalty and repetition penalty vary."
+    for seed in range(4):
+        torch.manual_seed(seed)
+        m = MusicTrOCR(ModelConfig('resnet50', 'tiny', decoder=DecoderConfig(vocab_size=9 + 3 * seed, d_model=32, n_layers=2, n_heads=4,
+                                                                             d_ff=64, max_len=40, dropout=0.0))).eval()
+        imgs, pm = torch.rand(5, 3, 64, 160), torch.ones(5, 64, 160, dtype=torch.bool); pm[2, :, 64:] = False
+        for n, lp, rp in [(0, 1.0, 1.0), (1, 1.0, 1.0), (12, 1.0, 1.0), (39, 0.6, 1.0), (25, 1.2, 1.3)]:
+            kw = dict(beam=beam, max_new_tokens=n, length_penalty=lp, repetition_penalty=rp)
+            assert torch.equal(beam_search(m, imgs, pm, **kw), reference_beam_search(m, imgs, pm, **kw)), (seed, n, lp, rp)

@@ -67,15 +67,32 @@ def test_efficiency_study_says_which_command_makes_a_missing_source(monkeypatch,
 def test_fit_is_scaled_by_the_gpu_measurements(tmp_path):
     "A committed GPU estimator record that measured 1.5x the estimate makes fit choose from 1.5x the estimates."
     from omr_blog.core import write_json
-    from omr_blog.memory import fit_rows, gpu_calibration
+    from omr_blog.memory import ESTIMATOR_VERSION, fit_rows, gpu_calibration
     rows = [{'backbone': 'resnet50', 'batch': 4, 'ratio': 1.2}, {'backbone': 'resnet50', 'batch': 8, 'ratio': 1.5},
             {'backbone': 'vit_small', 'batch': 4, 'ratio': 0.9}]
-    write_json(tmp_path/'nvidia-h100/suite/estimator.json', {'stage': 'estimator', 'status': 'ok', 'gpu': 'NVIDIA H100', 'dry_run': False,
-                                                            'rows': rows, 'provenance': {'hardware': {'gpu': 'NVIDIA H100'}, 'created': 'x'}})
+    record = {'stage': 'estimator', 'status': 'ok', 'gpu': 'NVIDIA H100', 'dry_run': False, 'rows': rows,
+              'provenance': {'hardware': {'gpu': 'NVIDIA H100'}, 'created': 'x'}}
+    write_json(tmp_path/'nvidia-h100/suite/estimator.json', record)
+    assert gpu_calibration('gpu-full', tmp_path) == {}             # ratios against an older estimator do not scale this one
+    write_json(tmp_path/'nvidia-h100/suite/estimator.json', {**record, 'estimator_version': ESTIMATOR_VERSION})
     cal = gpu_calibration('gpu-full', tmp_path)
     assert cal == {'gpu': 'NVIDIA H100', 'factor': {'resnet50': 1.5, 'vit_small': 1.0}}   # an overestimate is not scaled down
     assert gpu_calibration('cpu-tiny', tmp_path) == {}                                  # the suite measured gpu-full only
-    plain = {r['mode']: r for r in fit_rows(24 * 2**30, backbones=['resnet50'])}
-    scaled = {r['mode']: r for r in fit_rows(24 * 2**30, backbones=['resnet50'], calibration=cal)}
-    assert scaled['full']['batch1_gib'] == pytest.approx(1.5 * plain['full']['batch1_gib'], rel=0.01)
-    assert scaled['full']['batch'] < plain['full']['batch'] and scaled['full']['calibration'] == 1.5
+    smaller = []
+    for gib in (16, 24, 32, 48):
+        plain = {r['mode']: r for r in fit_rows(gib * 2**30, backbones=['resnet50'])}
+        scaled = {r['mode']: r for r in fit_rows(gib * 2**30, backbones=['resnet50'], calibration=cal)}
+        assert scaled['full']['batch1_gib'] == pytest.approx(1.5 * plain['full']['batch1_gib'], rel=0.01)
+        assert scaled['full']['batch'] <= plain['full']['batch'] and scaled['full']['calibration'] == 1.5
+        smaller.append(scaled['full']['batch'] < plain['full']['batch'])
+    assert any(smaller)                                             # somewhere the measured factor costs a micro-batch
+
+def test_a_gpu_counts_masked_attention_fused():
+    "On 'cuda' the decoder's masked cross-attention keeps no T x N weights; on 'cpu' (PyTorch runs it unfused) it keeps them."
+    cfg = make_config('cpu-tiny', 'vit_small')
+    B, W, T = 2, 256, 64
+    cpu, gpu = (estimate_memory(cfg, batch_size=B, width=W, seq_len=T, precision='fp32', device=d) for d in ('cpu', 'cuda'))
+    with torch.device('meta'): stride = MusicTrOCR(ModelConfig(cfg.backbone, cfg.backbone_size, False, cfg.decoder)).backbone.stride
+    weights = cfg.decoder.n_layers * B * cfg.decoder.n_heads * T * (cfg.height // stride) * (W // stride) * 4   # fp32 softmax output, per layer
+    assert cpu.activations - gpu.activations >= weights
+    assert cpu.weights == gpu.weights and cpu.optimizer == gpu.optimizer

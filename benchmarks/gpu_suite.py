@@ -19,6 +19,7 @@ leaves the records that matter most:
     make gpu-prep                                                     # here, once: fills .gpu/ (about 20 MB)
     PYTHONPATH=.gpu/site:. python3 benchmarks/gpu_suite.py run --out $OUT   # there: <= 8 minutes on one H100
     .venv/bin/python benchmarks/gpu_suite.py collect FOLDER                 # here: the fetched records -> results/<gpu>/suite/
+    .venv/bin/python benchmarks/gpu_suite.py estimate FOLDER                # here: a changed estimator against the peaks measured there
     .venv/bin/python benchmarks/gpu_suite.py run --dry-run --out /tmp/s     # here: the same code paths, tiny sizes, CPU
 
 `--dry-run` (in `make test`) runs every stage on the CPU with tiny models, so the suite cannot rot between GPU visits.
@@ -270,19 +271,39 @@ def stage_train_step(s: Suite) -> list[dict]:
             if r['status'] == 'oom': break   # a larger micro-batch will not fit either
     return rows
 
-def stage_estimator(s: Suite, measured: list[dict]) -> list[dict]:
-    "Section 6's estimate (meta-device pass, nothing allocated) at the measured shapes, beside the measured peak."
+def estimator_rows(measured: list[dict], config, precision: str, vocab_size: int, device: str, dry: bool = False) -> list[dict]:
+    "Section 6's estimate (meta-device pass, nothing allocated) at each measured shape, beside the measured peak."
     from omr_blog.memory import estimate_memory
     rows = []
     for r in measured:
-        if r.get('status') != 'ok' or (r.get('peak_vram_bytes') is None and not s.dry): continue   # (a CPU rehearsal has no peak)
-        cfg = s.config(r['backbone'])
-        e = estimate_memory(cfg, batch_size=r['batch'], width=r['width'], seq_len=r['seq_len'],   # the padded batch, as measured
-                            precision='bf16' if s.amp == torch.bfloat16 else 'fp32', vocab_size=len(s.tok), device=s.device.type)
+        if r.get('status') != 'ok' or (r.get('peak_vram_bytes') is None and not dry): continue   # (a CPU rehearsal has no peak)
+        e = estimate_memory(config(r['backbone']), batch_size=r['batch'], width=r['width'], seq_len=r['seq_len'],   # the padded batch, as measured
+                            precision=precision, vocab_size=vocab_size, device=device)
         rows.append({'backbone': r['backbone'], 'batch': r['batch'], 'width': r['width'], 'seq_len': r['seq_len'], 'estimate_bytes': e.total,
                      'estimate_parts': asdict(e), 'measured_bytes': r.get('peak_vram_bytes'),
                      'ratio': r['peak_vram_bytes'] / e.total if r.get('peak_vram_bytes') else None})
     return rows
+
+def stage_estimator(s: Suite, measured: list[dict]) -> list[dict]:
+    return estimator_rows(measured, s.config, 'bf16' if s.amp == torch.bfloat16 else 'fp32', len(s.tok), s.device.type, s.dry)
+
+def estimate(a):
+    """The estimator stage again, here, from a GPU run's training-step record: the estimate is a meta-device pass that
+    needs no GPU, so a new estimator is checked against peaks already measured. The record keeps the measurement's
+    provenance (the GPU's) and adds the estimate's own (this machine, this commit)."""
+    from omr_blog.config import make_config
+    from omr_blog.core import provenance, write_json
+    from omr_blog.memory import ESTIMATOR_VERSION
+    from omr_blog.tokenizer import AbcTokenizer
+    src = Path(a.src)
+    rec = json.loads((src/'train_step.json').read_text())
+    if rec.get('dry_run') or not rec.get('gpu'): sys.exit(f'{src}/train_step.json: a rehearsal on the CPU, not a GPU record')
+    rows = estimator_rows(rec['rows'], lambda bb: make_config('gpu-full', bb, pretrained=False),
+                          'bf16' if rec['precision'] == 'bfloat16' else 'fp32', len(AbcTokenizer.load(Path(a.data)/'tokenizer')), 'cuda')
+    path = write_json(src/'estimator.json', {'stage': 'estimator', 'gpu': rec['gpu'], 'dry_run': False, 'precision': rec['precision'],
+                                             'rows': rows, 'status': 'ok', 'error': None, 'estimator_version': ESTIMATOR_VERSION,
+                                             'data': rec['data'], 'provenance': rec['provenance'], 'estimated': provenance()})
+    print(f'{path}: {len(rows)} estimates beside the peaks measured on {rec["gpu"]}')
 
 def stage_decoding(s: Suite) -> list[dict]:
     "Ours (eager cache, CUDA graph; beam) vs transformers' generate at equal dims, batch 1 and 16; training step vs theirs."
@@ -474,9 +495,12 @@ def main(argv=None):
     q.add_argument('--mfu', type=float, default=0.3, help='sustained share of the peak bf16 rate')
     q.add_argument('--overhead-s', type=float, default=4.0, help='per configuration: model build, FLOP counting, first kernels')
     q.add_argument('--token-ms', type=float, default=3.0, help='one decoding step of the 6x512 decoder (launch-bound at small batch)')
+    e = sub.add_parser('estimate', help="the estimator stage again, here, against a GPU run's measured peaks (FOLDER/train_step.json)")
+    e.add_argument('src', help='the folder the run wrote (its --out)')
+    e.add_argument('--data', default=str(ROOT/'.gpu'), help='the carry folder (its tokenizer gives the vocabulary size)')
     k = sub.add_parser('collect', help='copy a GPU run\'s records into results/<gpu-name>/suite/ (to commit them)')
     k.add_argument('src', help='the folder the run wrote (its --out)')
     a = ap.parse_args(argv)
-    {'prep': prep, 'run': run, 'plan': plan, 'collect': collect}[a.cmd](a)
+    {'prep': prep, 'run': run, 'plan': plan, 'collect': collect, 'estimate': estimate}[a.cmd](a)
 
 if __name__ == '__main__': main()

@@ -98,3 +98,18 @@ def test_collect_refuses_a_rehearsal(carry, tmp_path):
     with pytest.raises(SystemExit, match='rehearsal'):
         gpu_suite.main(['collect', str(tmp_path)])
     assert gpu_suite.gpu_slug('NVIDIA H100 80GB HBM3') == 'nvidia-h100-80gb-hbm3'
+
+def test_estimate_checks_a_new_estimator_against_peaks_already_measured(carry, tmp_path):
+    from omr_blog.memory import ESTIMATOR_VERSION
+    recs = run(carry, tmp_path, '--stages', 'train_step', '--batches', '1')
+    with pytest.raises(SystemExit, match='rehearsal'):                 # a dry run measured no GPU peak
+        gpu_suite.main(['estimate', str(tmp_path), '--data', str(carry)])
+    gpu_prov = {'hardware': {'gpu': 'NVIDIA H200'}, 'created': 'then'}
+    row = {'backbone': 'resnet50', 'batch': 1, 'width': 256, 'seq_len': 64, 'status': 'ok', 'peak_vram_bytes': 10**9}
+    (tmp_path/'train_step.json').write_text(json.dumps({**recs['train_step'], 'dry_run': False, 'gpu': 'NVIDIA H200',
+                                                        'precision': 'bfloat16', 'rows': [row], 'provenance': gpu_prov}))
+    gpu_suite.main(['estimate', str(tmp_path), '--data', str(carry)])
+    est = json.loads((tmp_path/'estimator.json').read_text())
+    assert est['estimator_version'] == ESTIMATOR_VERSION and est['provenance'] == gpu_prov and est['estimated']['git']['commit']
+    (r,) = est['rows']
+    assert r['measured_bytes'] == 10**9 and r['ratio'] == pytest.approx(10**9 / r['estimate_bytes'])

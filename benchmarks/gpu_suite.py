@@ -48,6 +48,19 @@ def carried(member: str) -> bool:
     if 'libbitsandbytes_' in member: return member.endswith('libbitsandbytes_cuda130.so')
     return not (member.startswith('rapidfuzz/') and member.endswith('.so'))
 
+def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed, _output_padding,
+                        _groups, output_mask, out_shape=None, **kw) -> int:
+    """A convolution's backward: its input gradient and its weight gradient each cost what the forward costs. PyTorch's own
+    formula (torch 2.11 to 2.13) loses the group division and counts a depthwise convolution's backward `groups` times
+    over (pytorch/pytorch#183405): EfficientNet-B0's backward came out at 38x its forward."""
+    from torch.utils.flop_counter import conv_flop_count
+    return conv_flop_count(x_shape, w_shape, grad_out_shape, transposed) * (int(output_mask[0]) + int(output_mask[1]))
+
+def flop_counter():
+    "torch's FlopCounterMode with the convolution backward counted right."
+    from torch.utils.flop_counter import FlopCounterMode
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flops})
+
 def peak_bf16_flops(name: str | None) -> float | None:
     "The GPU's peak bf16 rate by the longest matching name (None: unknown, MFU left missing)."
     hits = [k for k in PEAK_BF16 if name and k in name]
@@ -229,7 +242,6 @@ def train_step(s: Suite, model, opt, b: dict):
 
 def measure_steps(s: Suite, cfg, batch_size: int, finetune: str = 'full', steps: int | None = None) -> dict:
     "Build, warm up, count one step's FLOPs, time `steps` steps; peak VRAM over the whole; OOM -> status 'oom'."
-    from torch.utils.flop_counter import FlopCounterMode
     row = {'backbone': cfg.backbone, 'batch': batch_size, 'finetune': finetune, 'height': cfg.height}
     steps = steps or (1 if s.dry else s.a.steps)
     model = opt = b = None
@@ -241,7 +253,7 @@ def measure_steps(s: Suite, cfg, batch_size: int, finetune: str = 'full', steps:
         row.update(width=int(b['images'].shape[-1]), seq_len=int(b['ids'].shape[1]), label_tokens=int((b['ids'] != s.tok.pad_id).sum()),
                    params=sum(p.numel() for p in model.parameters()), trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
         train_step(s, model, opt, b)                                   # warm-up: kernels chosen, optimizer state made
-        with FlopCounterMode(display=False) as fc: train_step(s, model, opt, b)
+        with flop_counter() as fc: train_step(s, model, opt, b)
         counts = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
         row.update(flops_per_step=int(fc.get_total_flops()), encoder_flops_per_step=int(counts.get('MusicTrOCR.backbone', 0)))
         s.sync(); t = time.perf_counter()
@@ -396,7 +408,6 @@ def plan(a):
     sustained share of the peak rate (`--mfu`), and a fixed cost per configuration (model build, first-step kernels)."""
     from unittest import mock
     import torch.nn.functional as F
-    from torch.utils.flop_counter import FlopCounterMode
     from omr_blog.memory import _fused_sdpa_on_meta
     a.dry_run, a.batches = True, a.batches or [4, 8, 16]       # (the Suite reads the data; the sizes below are the GPU's)
     s = Suite(a); s.dry = False
@@ -408,7 +419,7 @@ def plan(a):
         cfg = s.config(bb)
         with torch.device('meta'): m = s.build(cfg, 'lora' if mode == 'qlora' else mode)   # (4-bit weights need a real device)
         b = {k: v.to('meta') for k, v in s.page_batch(cfg, m.backbone.multiple, B).items()}
-        with mock.patch.object(F, 'scaled_dot_product_attention', _fused_sdpa_on_meta), FlopCounterMode(display=False) as fc:
+        with mock.patch.object(F, 'scaled_dot_product_attention', _fused_sdpa_on_meta), flop_counter() as fc:
             forward_backward(s, m, b)
         steps = 2 + a.steps                                           # warm-up, counted, timed
         sec = steps * fc.get_total_flops() / (peak * a.mfu) + a.overhead_s
@@ -423,6 +434,47 @@ def plan(a):
           f'(at {a.token_ms} ms per token step)')
     print(f'expected on one {a.gpu} at {a.mfu:.0%} of {peak / 1e12:.0f} TFLOP/s + {a.overhead_s:.0f} s per configuration: '
           f'stages 1-4 ~{total_s / 60:.1f} min; stage 5 then trains on the strips for the rest of the {a.budget_s:.0f} s budget')
+
+def recount(a):
+    """Correct the FLOPs of GPU records counted with torch's convolution-backward formula (`conv_backward_flops` says why):
+    each row's convolution backward is counted again on the meta device, with torch's formula and the right one, and the
+    difference comes off the recorded totals (convolution FLOPs depend on shapes alone; the rest of the count stays as
+    measured). MFU follows. The torch counts stay in the rows, beside the corrected ones."""
+    import argparse
+    from unittest import mock
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+    from omr_blog.core import provenance, write_json
+    from omr_blog.memory import _fused_sdpa_on_meta
+    s = Suite(argparse.Namespace(dry_run=True, batches=None, data=a.data, out=str(Path(a.src)/'.recount'), budget_s=1e9)); s.dry = False
+    shutil.rmtree(s.scratch, ignore_errors=True); shutil.rmtree(s.out, ignore_errors=True)
+    conv_bwd = torch.ops.aten.convolution_backward
+    for stage in ('train_step', 'finetune'):
+        path = Path(a.src)/f'{stage}.json'
+        if not path.exists(): continue
+        rec = json.loads(path.read_text())
+        if rec.get('dry_run') or not rec.get('gpu'): sys.exit(f'{path}: a rehearsal on the CPU, not a GPU record')
+        if rec.get('flops_recounted'): print(f'{path}: already recounted'); continue
+        for r in rec['rows']:
+            if r.get('status') != 'ok' or not r.get('flops_per_step'): continue
+            cfg = s.config(r['backbone'])
+            with torch.device('meta'): m = s.build(cfg, 'lora' if r.get('finetune') == 'qlora' else r.get('finetune', 'full'))
+            b = {k: v.to('meta') for k, v in s.page_batch(cfg, m.backbone.multiple, r['batch']).items()}
+            if (b['images'].shape[-1], b['ids'].shape[1]) != (r['width'], r['seq_len']): sys.exit(f'{path}: the carried pages are not the ones measured')
+            counts = []
+            for counter in (FlopCounterMode(display=False), flop_counter()):
+                with mock.patch.object(F, 'scaled_dot_product_attention', _fused_sdpa_on_meta), counter as fc: forward_backward(s, m, b)
+                c = fc.get_flop_counts()
+                counts.append((c['Global'].get(conv_bwd, 0), c.get('MusicTrOCR.backbone', {}).get(conv_bwd, 0)))
+            over, over_enc = counts[0][0] - counts[1][0], counts[0][1] - counts[1][1]
+            r.update(flops_per_step_torch=r['flops_per_step'], encoder_flops_per_step_torch=r['encoder_flops_per_step'],
+                     flops_per_step=r['flops_per_step'] - over, encoder_flops_per_step=r['encoder_flops_per_step'] - over_enc)
+            if r.get('mfu') is not None: r.update(mfu_torch=r['mfu'], mfu=r['mfu'] * r['flops_per_step'] / r['flops_per_step_torch'])
+            print(f'  {stage} {r["backbone"]:16s} B={r["batch"]:<3d} {r.get("finetune", "full"):5s} encoder '
+                  f'{r["encoder_flops_per_step_torch"] / 1e12:7.2f} -> {r["encoder_flops_per_step"] / 1e12:7.2f} TFLOP/step', flush=True)
+        rec['flops_recounted'] = {'why': 'torch counted a grouped convolution backward groups times over (pytorch/pytorch#183405)',
+                                  'provenance': provenance()}
+        write_json(path, rec)
 
 def gpu_slug(name: str) -> str: return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')   # 'NVIDIA H200' -> 'nvidia-h200'
 
@@ -498,9 +550,12 @@ def main(argv=None):
     e = sub.add_parser('estimate', help="the estimator stage again, here, against a GPU run's measured peaks (FOLDER/train_step.json)")
     e.add_argument('src', help='the folder the run wrote (its --out)')
     e.add_argument('--data', default=str(ROOT/'.gpu'), help='the carry folder (its tokenizer gives the vocabulary size)')
+    f = sub.add_parser('recount', help="correct the FLOPs and MFU of a GPU run's records counted with torch's conv-backward formula")
+    f.add_argument('src', help='a folder of suite records (results/<gpu>/suite or a run\'s --out)')
+    f.add_argument('--data', default=str(ROOT/'.gpu'), help='the carry folder the run read (its pages give the shapes)')
     k = sub.add_parser('collect', help='copy a GPU run\'s records into results/<gpu-name>/suite/ (to commit them)')
     k.add_argument('src', help='the folder the run wrote (its --out)')
     a = ap.parse_args(argv)
-    {'prep': prep, 'run': run, 'plan': plan, 'collect': collect, 'estimate': estimate}[a.cmd](a)
+    {'prep': prep, 'run': run, 'plan': plan, 'collect': collect, 'estimate': estimate, 'recount': recount}[a.cmd](a)
 
 if __name__ == '__main__': main()

@@ -113,3 +113,14 @@ def test_estimate_checks_a_new_estimator_against_peaks_already_measured(carry, t
     assert est['estimator_version'] == ESTIMATOR_VERSION and est['provenance'] == gpu_prov and est['estimated']['git']['commit']
     (r,) = est['rows']
     assert r['measured_bytes'] == 10**9 and r['ratio'] == pytest.approx(10**9 / r['estimate_bytes'])
+
+@pytest.mark.parametrize('groups', [1, 4, 64])
+def test_a_convolution_backward_counts_twice_its_forward(groups):
+    "Input gradient and weight gradient each cost one forward, grouped or not (torch's own formula over-counts groups)."
+    from torch.utils.flop_counter import FlopCounterMode
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, groups=groups)
+    for needs_input_grad, per_forward in ((True, 2), (False, 1)):
+        x = torch.rand(2, 64, 16, 16, requires_grad=needs_input_grad)
+        with FlopCounterMode(display=False) as fwd: y = conv(x)
+        with gpu_suite.flop_counter() as bwd: y.sum().backward()
+        assert bwd.get_total_flops() == per_forward * fwd.get_total_flops()

@@ -61,6 +61,14 @@ def flop_counter():
     from torch.utils.flop_counter import FlopCounterMode
     return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flops})
 
+def source_hash() -> str:
+    "A digest of the code the suite runs (the package, the benchmarks, the configs): prep records it, run compares."
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted([*ROOT.glob('omr_blog/*.py'), *ROOT.glob('benchmarks/*.py'), *ROOT.glob('configs/**/*.yaml')]):
+        h.update(f.relative_to(ROOT).as_posix().encode()); h.update(f.read_bytes())
+    return h.hexdigest()
+
 def peak_bf16_flops(name: str | None) -> float | None:
     "The GPU's peak bf16 rate by the longest matching name (None: unknown, MFU left missing)."
     hits = [k for k in PEAK_BF16 if name and k in name]
@@ -131,7 +139,7 @@ def prep(a):
                                                                         val=1, test=1, domain_shift=False, max_staves=99,
                                                                         max_systems_per_piece=10**9, shard_pieces=a.n_pages))
     strips_dir = resolve_dataset_dir(a.strips)
-    info = {'git': state, 'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    info = {'git': state, 'source_hash': source_hash(), 'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
             'pages': export_pages(pages_dir, out/'pages.parquet', a.n_pages, a.page_height),
             'strips': export_strips(strips_dir, out/'strips', a.n_strips, a.n_eval, a.strip_height, a.strip_vocab)}
     from omr_blog.tokenizer import train_dataset_tokenizer
@@ -168,10 +176,14 @@ class Suite:
     def left(self) -> float: return self.budget - (time.monotonic() - self.t0)
 
     def provenance(self) -> dict:
-        "The package's provenance; where the copy has no git (the GPU machine), the commit `gpu-prep` recorded."
+        """The package's provenance. The GPU machine's copy may carry no git, or a stale one, so the commit is the one
+        `gpu-prep` recorded whenever the code that runs is byte for byte the code prep saw; otherwise git's own view, or
+        prep's commit marked dirty."""
         from omr_blog.core import provenance
         p = provenance()
-        if p['git'].get('commit') is None and self.prep.get('git'): p['git'] = {**self.prep['git'], 'from': 'gpu-prep'}
+        if self.prep.get('git'):
+            if self.prep.get('source_hash') == source_hash(): p['git'] = {**self.prep['git'], 'from': 'gpu-prep'}
+            elif p['git'].get('commit') is None: p['git'] = {**self.prep['git'], 'dirty': True, 'from': 'gpu-prep (code changed since)'}
         return p
 
     def write(self, stage: str, rows: list[dict], **extra) -> Path:
@@ -344,17 +356,27 @@ def stage_decoding(s: Suite) -> list[dict]:
         for k, v in t.items():
             rows.append({'what': 'greedy', 'impl': k, 'batch': B, 'new_tokens': N, 'seconds': v, 'tokens_per_s': B * N / v,
                          'vs_transformers': t['transformers'] / v})
+        # Random weights end the sides at different lengths, and each returns its best sequence, which can be shorter than
+        # the search: so count the steps each ran (ours: decoder calls; theirs: calls of a logits processor) and compare per step.
+        steps = {'ours': 0, 'transformers': 0}
+        def count(k):
+            def hook(*_): steps[k] += 1
+            return hook
+        hook = models['ours'].decoder.register_forward_hook(count('ours'))
+        from transformers import LogitsProcessorList
         beams = {'ours': timed(lambda: beam_search(models['ours'], imgs, pm, beam=4, max_new_tokens=N)),
-                 'transformers': timed(lambda: models['transformers'].generate(pixel_values=imgs * 2 - 1, max_new_tokens=N, do_sample=False,
-                                                                               num_beams=4, early_stopping=True))}
+                 'transformers': timed(lambda: models['transformers'].generate(
+                     pixel_values=imgs * 2 - 1, max_new_tokens=N, do_sample=False, num_beams=4, early_stopping=True,
+                     logits_processor=LogitsProcessorList([lambda ids, scores: (count('transformers')(), scores)[1]])))}
         outs = {}
         def keep(k, f):
-            def run(): outs[k] = f()
+            def run(): steps[k] = 0; outs[k] = f()
             return run
         t = interleaved({k: keep(k, f) for k, f in beams.items()}, 1)   # a warm-up and one timed call each: beams are long
-        per_step = {k: t[k] / max(1, outs[k].shape[1] - 1) for k in t}  # random weights: the sides stop at different lengths
+        hook.remove()
+        per_step = {k: t[k] / max(1, steps[k]) for k in t}
         for k, v in t.items():
-            rows.append({'what': 'beam4', 'impl': k, 'batch': B, 'new_tokens': int(outs[k].shape[1] - 1), 'seconds': v,
+            rows.append({'what': 'beam4', 'impl': k, 'batch': B, 'steps': steps[k], 'new_tokens': int(outs[k].shape[1] - 1), 'seconds': v,
                          'tokens_per_s': B / per_step[k], 'vs_transformers': per_step['transformers'] / per_step[k]})
     # the training step at equal dims (bf16 autocast, fp32 weights: as training runs)
     for m in models.values(): m.to(s.device, torch.float32).train()

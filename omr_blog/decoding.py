@@ -80,7 +80,7 @@ def beam_search(model: MusicTrOCR, images, pixel_mask=None, beam: int = 4, max_n
         seqs[:, :, :t] = ids.view(B, k, -1)[image, src, 1:]
         seqs[:, :, t] = c.eos_id
         pool = torch.cat([fin_scores, torch.where(ends, top_s / (t + 1) ** length_penalty, float('-inf'))], 1)   # (B, 3k)
-        fin_scores, best = pool.topk(k, dim=1)
+        fin_scores, best = (x[:, :k] for x in pool.sort(dim=1, descending=True, stable=True))   # ties: the earlier ending stays
         fin_ids = torch.cat([fin_ids, seqs], 1)[image, best]
         fin_len = torch.cat([fin_len, torch.full_like(src, t + 1)], 1).gather(1, best)
         # the k that go on, in rank order; too few (many EOS), and the rest are dead slots (-inf, pad)

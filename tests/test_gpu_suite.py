@@ -124,3 +124,15 @@ def test_a_convolution_backward_counts_twice_its_forward(groups):
         with FlopCounterMode(display=False) as fwd: y = conv(x)
         with gpu_suite.flop_counter() as bwd: y.sum().backward()
         assert bwd.get_total_flops() == per_forward * fwd.get_total_flops()
+
+def test_records_name_the_commit_prep_saw_only_for_the_same_code(carry, tmp_path, monkeypatch):
+    "The GPU machine's copy can carry a stale git: the prep's commit holds when the code is the code prep hashed."
+    import argparse
+    prep = json.loads((carry/'prep.json').read_text())
+    s = gpu_suite.Suite(argparse.Namespace(dry_run=True, batches=None, data=str(carry), out=str(tmp_path), budget_s=1.0))
+    monkeypatch.setattr('omr_blog.core.git_state', lambda root=None: {'commit': 'stale', 'dirty': True})
+    assert s.provenance()['git'] == {**prep['git'], 'from': 'gpu-prep'}            # same code: prep's commit
+    monkeypatch.setattr(gpu_suite, 'source_hash', lambda: 'changed')
+    assert s.provenance()['git'] == {'commit': 'stale', 'dirty': True}             # changed code: git's own (dirty) view
+    monkeypatch.setattr('omr_blog.core.git_state', lambda root=None: {'commit': None, 'dirty': None})
+    assert s.provenance()['git']['dirty'] is True                                  # no git there: prep's commit, marked dirty

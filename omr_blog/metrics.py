@@ -14,9 +14,10 @@ from .corpus import ConversionError, abc_to_musicxml
 from .workers import isolated_map
 
 # %% auto #0
-__all__ = ['ABC_SYMBOL', 'edit_distance', 'error_rate', 'symbol_error_rate', 'character_error_rate', 'exact_match', 'abc_symbols',
-           'music_symbol_error_rate', 'line_error_rate', 'abc_problems', 'abc_validity', 'omr_ned', 'omr_ned_many',
-           'score_predictions', 'distinct_share', 'piece_of', 'bootstrap_ser', 'paired_ser_difference']
+__all__ = ['ABC_SYMBOL', 'NOTE_PARTS', 'edit_distance', 'error_rate', 'symbol_error_rate', 'character_error_rate', 'exact_match',
+           'abc_symbols', 'music_symbol_error_rate', 'line_error_rate', 'symbol_classes', 'class_error_rates',
+           'length_confusions', 'abc_problems', 'abc_validity', 'omr_ned', 'omr_ned_many', 'score_predictions',
+           'distinct_share', 'piece_of', 'bootstrap_ser', 'paired_ser_difference']
 
 # %% ../nbs/03d_metrics.ipynb #ef7e5a4b
 def edit_distance(a, b) -> int:
@@ -67,6 +68,48 @@ def music_symbol_error_rate(pred_texts, ref_texts) -> float:
 def line_error_rate(pred_texts, ref_texts) -> float:
     "LER: edit distance over whole lines (a line right only if every character is), summed over the corpus."
     return error_rate([p.split('\n') for p in pred_texts], [r.split('\n') for r in ref_texts])
+
+# %% ../nbs/03d_metrics.ipynb #fa451615
+NOTE_PARTS = re.compile(r"((?:\^\^|\^|__|_|=)?[A-Ga-g][,']*)(.*)")   # a note symbol -> (pitch, length)
+
+def symbol_classes(abc: str) -> dict[str, list[str]]:
+    """The musical symbols of an ABC text by class: the groups of `ABC_SYMBOL` (a header field by its letter: 'field K'),
+    and every note again as its pitch ('note pitch') and its length ('note length': '' reads as '1', the unit length)."""
+    out: dict[str, list[str]] = {}
+    for m in ABC_SYMBOL.finditer(abc):
+        kind, s = m.lastgroup, m.group()
+        if kind == 'space': continue
+        out.setdefault(f'field {s[0]}' if kind == 'field' else kind, []).append(s)
+        if kind == 'note':
+            pitch, length = NOTE_PARTS.fullmatch(s).groups()
+            out.setdefault('note pitch', []).append(pitch); out.setdefault('note length', []).append(length or '1')
+    return out
+
+def class_error_rates(pred_texts, ref_texts) -> dict[str, dict]:
+    """Per symbol class, over all items: the reference's count, the edit distance between the class's sequences, and
+    their ratio (None where the references have none of the class); classes by reference count, most first."""
+    errors: dict[str, int] = {}; counts: dict[str, int] = {}
+    for p, r in zip(pred_texts, ref_texts, strict=True):
+        cp, cr = symbol_classes(p), symbol_classes(r)
+        for k in cp.keys() | cr.keys():
+            errors[k] = errors.get(k, 0) + edit_distance(cp.get(k, []), cr.get(k, []))
+            counts[k] = counts.get(k, 0) + len(cr.get(k, []))
+    return {k: {'reference': counts[k], 'errors': errors[k], 'error_rate': errors[k] / counts[k] if counts[k] else None}
+            for k in sorted(counts, key=lambda k: (-counts[k], k))}
+
+def length_confusions(pred_texts, ref_texts) -> dict[tuple[str, str], int]:
+    "(reference length, predicted length) -> how often, on the notes whose pitches line up (difflib's alignment), most first."
+    from collections import Counter
+    from difflib import SequenceMatcher
+    seen = Counter()
+    for p, r in zip(pred_texts, ref_texts, strict=True):
+        cp, cr = symbol_classes(p), symbol_classes(r)
+        pp, rp = cp.get('note pitch', []), cr.get('note pitch', [])
+        for a, b, n in SequenceMatcher(a=rp, b=pp, autojunk=False).get_matching_blocks():
+            for i in range(n):
+                ref_len, pred_len = cr['note length'][a + i], cp['note length'][b + i]
+                if ref_len != pred_len: seen[ref_len, pred_len] += 1
+    return dict(seen.most_common())
 
 # %% ../nbs/03d_metrics.ipynb #29214036
 def abc_problems(abc: str) -> list[str]:

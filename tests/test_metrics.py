@@ -40,3 +40,19 @@ def test_omr_ned_survives_a_crash_in_the_worker(monkeypatch):
         return 0.25
     monkeypatch.setattr(M, '_omr_ned_pair', boom)
     assert omr_ned_many(['ok', 'crash', 'ok'], ['r', 'r', 'r'], workers=1) == [0.25, None, 0.25]
+
+def test_class_error_rates_put_each_error_in_its_class():
+    from omr_blog.metrics import class_error_rates, length_confusions, symbol_classes
+    ref = 'X:1\nL:1/8\nM:6/8\nK:G\n B2 A | z2 (3GAB |'
+    same = class_error_rates([ref], [ref])
+    assert all(v['errors'] == 0 and v['error_rate'] == 0 for v in same.values())
+    assert same['note pitch']['reference'] == same['note length']['reference'] == same['note']['reference'] == 5
+    cases = {'K:D': 'field K', 'z4': 'rest', '(3GA^B': 'note pitch', '(3GAB/': 'note length', '||': 'bar', 'M:3/4': 'field M'}
+    old = {'K:D': 'K:G', 'z4': 'z2', '(3GA^B': '(3GAB', '(3GAB/': '(3GAB', '||': '|', 'M:3/4': 'M:6/8'}
+    for new, cls in cases.items():
+        pred = ref.replace(old[new], new, 1) if new != '||' else ref.replace(' |', ' ||', 1)
+        wrong = {k for k, v in class_error_rates([pred], [ref]).items() if v['errors']}
+        assert cls in wrong and wrong <= {cls, 'note'}, (new, wrong)       # a pitch or length error is also a note error
+    assert symbol_classes('A,2 ^c\'/')['note length'] == ['2', '/'] and symbol_classes('A,2 ^c\'/')['note pitch'] == ['A,', "^c'"]
+    assert class_error_rates(['A B C'], ['A B'])['note']['error_rate'] == 0.5                # an invented note
+    assert length_confusions(['B4 A2 B'], ['B2 A2 F']) == {('2', '4'): 1}                    # F/B do not line up: not counted

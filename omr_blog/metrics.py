@@ -69,7 +69,7 @@ def line_error_rate(pred_texts, ref_texts) -> float:
     "LER: edit distance over whole lines (a line right only if every character is), summed over the corpus."
     return error_rate([p.split('\n') for p in pred_texts], [r.split('\n') for r in ref_texts])
 
-# %% ../nbs/03d_metrics.ipynb #fa451615
+# %% ../nbs/03d_metrics.ipynb #174825a5
 NOTE_PARTS = re.compile(r"((?:\^\^|\^|__|_|=)?[A-Ga-g][,']*)(.*)")   # a note symbol -> (pitch, length)
 
 def symbol_classes(abc: str) -> dict[str, list[str]]:

@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
-APT_PACKAGES := abcm2ps chromium lilypond
+APT_PACKAGES := abcm2ps chromium lilypond musescore3
 # the data recipe of `make data` and `make blog`: cpu-short (the sweep's two-bar strips), cpu, tiny, pages, chords
 # (PRESET=..., its old name, still works). The studies name the recipe their preset reads.
 RECIPE ?= $(or $(PRESET),cpu-short)

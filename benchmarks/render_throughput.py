@@ -1,7 +1,7 @@
 """Render throughput of the data build: system images per second, in-process on one core and through the
 crash-isolated pool on all cores, side by side in one run. Target (issue 2): >= 30 system images/s on 2 cores.
 Then the cost of one system image by each engraver, on one core, on the same test systems: Verovio (the strips),
-abcm2ps (training layouts) and LilyPond (the held-out split), one call per system and one call per batch.
+abcm2ps and MuseScore (training layouts) and LilyPond (the held-out split), one call per system and one call per batch.
 
     .venv/bin/python benchmarks/render_throughput.py [--pieces 120] [--systems 40] [--lilypond 10]
 """
@@ -14,8 +14,8 @@ def engraver_costs(n_systems: int, n_lilypond: int):
     "Milliseconds per system image by each engraver, one core, the same test systems."
     from omr_blog.corpus import ConversionError, convert_piece, system_label
     from omr_blog.dataset import musicxml_excerpts
-    from omr_blog.render import (render_abc_abcm2ps, render_musicxml_lilypond, render_musicxml_lilypond_many, render_systems,
-                                 sample_abcm2ps_style, sample_style)
+    from omr_blog.render import (have_musescore, render_abc_abcm2ps, render_excerpts_musescore, render_musicxml_lilypond,
+                                 render_musicxml_lilypond_many, render_systems, sample_abcm2ps_style, sample_musescore_style, sample_style)
     pieces = []
     for ref in select_pieces(RECIPES['cpu'])['test']:
         try: pieces.append(convert_piece(ref))
@@ -28,6 +28,10 @@ def engraver_costs(n_systems: int, n_lilypond: int):
     t = time.perf_counter()
     for i, abc in enumerate(labels): render_abc_abcm2ps(abc, style=sample_abcm2ps_style(i), vmargin=0.6)
     print(f'abcm2ps  : {1e3 * (time.perf_counter() - t) / len(labels):7.1f} ms per system image ({len(labels)} systems)')
+    if have_musescore():   # one process per piece, as the data build calls it
+        t = time.perf_counter(); ims = [im for p in pieces for im in render_excerpts_musescore(musicxml_excerpts(p.musicxml, 5), sample_musescore_style(p.ref.piece_id))]
+        bad = sum(isinstance(im, ValueError) for im in ims)
+        print(f'MuseScore: {1e3 * (time.perf_counter() - t) / len(ims):7.1f} ms per system image ({len(ims)} systems, a process per piece; {bad} refused)')
     if not n_lilypond: return
     xmls = [x for p in pieces for x in musicxml_excerpts(p.musicxml, 5)][:n_lilypond]
     t = time.perf_counter(); single = [render_musicxml_lilypond(x) for x in xmls]; one = (time.perf_counter() - t) / len(xmls)

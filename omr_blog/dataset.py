@@ -15,12 +15,14 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import datasets
+from PIL import Image
 datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-save bars are noise
 
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
-from .render import (have_abcm2ps, have_lilypond, render_abc_abcm2ps, render_musicxml_lilypond_many, render_pages,
-                            render_pages_abcm2ps, render_systems, ragged_right, sample_abcm2ps_style, sample_style)
+from .render import (have_abcm2ps, have_lilypond, have_musescore, render_abc_abcm2ps, render_excerpts_musescore,
+                            render_musicxml_lilypond_many, render_pages, render_pages_abcm2ps, render_systems, ragged_right,
+                            sample_abcm2ps_style, sample_musescore_style, sample_style)
 from .workers import isolated_map
 
 # %% auto #0
@@ -42,6 +44,7 @@ class BuildConfig:
     domain_shift: bool = True       # also engrave the test images with abcm2ps (split 'test_abcm2ps')
     abcm2ps_share: float = 0.0      # training systems (or pages) engraved by abcm2ps (its own layout options) instead of Verovio
     ragged_share: float = 0.0       # training pieces Verovio sets unjustified, at their natural width and drawn spacing (`ragged_right`)
+    musescore_share: float = 0.0    # training pieces engraved by MuseScore 3 (all their strips; the rest as above)
     max_staves: int = 1             # one-staff pieces only: the CPU models read short strips
     min_staves: int = 1
     collections: tuple[str, ...] = ()  # only pieces whose id starts with one of these (empty: all)
@@ -66,6 +69,9 @@ RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are
     # cpu-engravers with about half of the training pieces set by Verovio at their natural width (unjustified, its
     # spacing factors drawn) instead of stretched to the page: the held-out LilyPond strips are set ragged-right
     'cpu-engravers-ragged': BuildConfig(name='omr-synth-cpu-engravers-ragged', abcm2ps_share=0.3, ragged_share=0.5),
+    # cpu-engravers with a third teacher: 30% of the training pieces engraved by MuseScore 3 (in LilyPond's font,
+    # Emmentaler), the others' strips by Verovio or abcm2ps as in cpu-engravers; validation and test strips unchanged
+    'cpu-engravers-musescore': BuildConfig(name='omr-synth-cpu-engravers-musescore', abcm2ps_share=0.3, musescore_share=0.3),
     # the GPU presets' whole pages, 30% of the training pages laid out and engraved by abcm2ps
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
                          max_staves=99, max_systems_per_piece=10**9, abcm2ps_share=0.3),
@@ -135,6 +141,13 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     images = render_systems(piece.musicxml, style, cfg.bars_per_system)
     if len(images) != piece.layout.n_systems: return {'failed': 'render_layout_mismatch'}
     excerpts = musicxml_excerpts(piece.musicxml, cfg.bars_per_system)
+    musescore = [None] * len(images)   # per strip: MuseScore's strip, or None (then Verovio's or abcm2ps's)
+    if split == 'train' and random.Random(f'{cfg.seed}:musescore:{ref.piece_id}').random() < cfg.musescore_share:
+        n = min(len(images), cfg.max_systems_per_piece)
+        try: musescore[:n] = [s if isinstance(s, Image.Image) else None for s in   # a strip it could not draw falls back
+                              render_excerpts_musescore(excerpts[:n], sample_musescore_style(f'{cfg.seed}:{ref.piece_id}'), style.background)]
+        except (ValueError, OSError): pass
+    out['engraved'] = Counter()
     for i, (im, xml) in enumerate(zip(images[:cfg.max_systems_per_piece], excerpts)):
         label = system_label(piece.layout, i)
         name = f'{ref.piece_id}/system-{i:02d}'
@@ -142,9 +155,12 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
         # fields, Verovio-like margins (the engraver changes, not the scale); otherwise abcm2ps's defaults, tightly cropped
         abcm2ps = partial(render_abc_abcm2ps, system_label(piece.raw_layout, i), zoom=style.zoom, background=style.background,
                           **(dict(style=sample_abcm2ps_style(f'{cfg.seed}:{name}'), vmargin=0.6) if cfg.abcm2ps_share else {}))
-        if split == 'train' and random.Random(f'{cfg.seed}:engraver:{name}').random() < cfg.abcm2ps_share:
-            try: im = abcm2ps()
+        engraver = 'verovio'
+        if musescore[i] is not None: im, engraver = musescore[i], 'musescore'
+        elif split == 'train' and random.Random(f'{cfg.seed}:engraver:{name}').random() < cfg.abcm2ps_share:
+            try: im, engraver = abcm2ps(), 'abcm2ps'
             except (ValueError, OSError): pass   # Verovio's strip stays
+        out['engraved'][engraver] += 1
         out['records'].append(dict(image=_png(im), transcription=label, filename=name, musicxml=xml))
         if split == 'test' and cfg.domain_shift:
             try:
@@ -189,6 +205,7 @@ def _build_shard(refs, split, cfg) -> tuple[list, list, dict]:
             stats[f'failed:{cause}'] += 1; continue
         if 'failed' in res.value: stats[f"failed:{res.value['failed']}"] += 1; continue
         stats['pieces_ok'] += 1; stats['repaired'] += res.value['repaired']
+        stats.update({f'strips:{k}': v for k, v in res.value.get('engraved', {}).items()})   # which engraver drew how many
         records += res.value['records']; shift += res.value['shift_records']
     return records, shift, dict(stats)
 
@@ -206,6 +223,10 @@ def build_dataset(cfg: BuildConfig | str = 'cpu', out: str | Path | None = None,
         raise OmrBlogError(f'{cfg.name}: ragged_share is for system strips only (granularity {cfg.granularity!r})')
     if cfg.domain_shift and cfg.granularity == 'systems' and not have_abcm2ps():
         raise OmrBlogError('abcm2ps is not installed; it renders the domain-shift split (run `make setup`, or pass --no-domain-shift)')
+    if cfg.musescore_share and not have_musescore():
+        raise OmrBlogError('MuseScore 3 is not installed; it engraves some training strips (run `make setup`, or `apt-get install musescore3`)')
+    if cfg.musescore_share and cfg.granularity != 'systems':
+        raise OmrBlogError(f'{cfg.name}: musescore_share is for system strips only (granularity {cfg.granularity!r})')
     out = Path(out) if out else dataset_path(cfg)
     out.mkdir(parents=True, exist_ok=True)
     with open(out/'.lock', 'w') as lock:   # two builders of one dataset (parallel notebooks) take turns
@@ -270,7 +291,7 @@ def _comparable(cfg: BuildConfig) -> dict:
     "The config fields that change the data (not workers, timeouts or where it is written), with the format version."
     d = asdict(cfg)
     for k in ('workers', 'timeout'): d.pop(k)
-    for k in ('min_staves', 'collections', 'chord_parts', 'bars_per_system', 'abcm2ps_share', 'ragged_share'):   # added after format 2: at their defaults, older builds stay valid
+    for k in ('min_staves', 'collections', 'chord_parts', 'bars_per_system', 'abcm2ps_share', 'ragged_share', 'musescore_share'):   # added after format 2: at their defaults, older builds stay valid
         if d[k] == getattr(BuildConfig, k): d.pop(k)
     if 'collections' in d: d['collections'] = list(d['collections'])   # as the report's JSON holds it
     return {**d, 'format_version': DATA_FORMAT_VERSION}

@@ -7,7 +7,7 @@ Docs: https://omr-blog.github.io/omr_blog/render.html.md"""
 
 # %% ../nbs/01b_render.ipynb #52e0a50e
 from __future__ import annotations
-import io, random, re, shutil, subprocess, tempfile
+import io, json, os, random, re, shutil, subprocess, tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,8 +20,8 @@ from .core import OmrBlogError
 # %% auto #0
 __all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'ragged_right', 'with_breaks', 'verovio_toolkit', 'rasterize',
            'render_systems', 'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper',
-           'render_abc_abcm2ps', 'render_pages_abcm2ps', 'have_lilypond', 'render_musicxml_lilypond_many',
-           'render_musicxml_lilypond']
+           'render_abc_abcm2ps', 'render_pages_abcm2ps', 'have_musescore', 'MuseScoreStyle', 'sample_musescore_style',
+           'render_excerpts_musescore', 'have_lilypond', 'render_musicxml_lilypond_many', 'render_musicxml_lilypond']
 
 # %% ../nbs/01b_render.ipynb #f99c7aa5
 MUSIC_FONTS = ('Leipzig', 'Bravura', 'Leland', 'Petaluma', 'Gootville')
@@ -191,6 +191,69 @@ def render_pages_abcm2ps(abc: str, size: tuple[int, int], style: Abcm2psStyle | 
         im = rasterize(svg, w / float(re.search(r'width="([\d.]+)px"', svg).group(1)), background)
         pages.append(im if im.size == (w, h) else im.resize((w, h), Image.Resampling.LANCZOS))   # a pixel of rounding
     return pages
+
+# %% ../nbs/01b_render.ipynb #f9a66c5f
+def have_musescore() -> bool: return shutil.which('mscore3') is not None
+
+@dataclass(frozen=True)
+class MuseScoreStyle:
+    "The MuseScore 3 style options that survive its MusicXML import, for one piece. Lengths in staff spaces."
+    beam_width: float = 0.5          # MuseScore's defaults
+    bar_width: float = 0.16
+    staff_px: float = 19.0           # rasterised staff height, top line to bottom line, in pixels
+    def mss(self) -> str:
+        opts = dict(beamWidth=self.beam_width, barWidth=self.bar_width)
+        body = ''.join(f'    <{k}>{v}</{k}>\n' for k, v in opts.items())
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n<museScore version="3.01">\n  <Style>\n{body}  </Style>\n</museScore>\n'
+
+def sample_musescore_style(seed: int | str) -> MuseScoreStyle:
+    "A random but reproducible MuseScore style for the piece identified by `seed`."
+    r = random.Random(f'musescore:{seed}')
+    return MuseScoreStyle(beam_width=round(r.uniform(0.4, 0.6), 3), bar_width=round(r.uniform(0.12, 0.25), 3),
+                          staff_px=round(r.uniform(16, 48), 1))   # Verovio's strips: 15-24 px; LilyPond's: ~55, scaled down
+
+_SCORE_TEXT = ('work', 'movement-number', 'movement-title', 'identification', 'defaults', 'credit')
+
+def _bare_score(musicxml: str) -> str:
+    "The excerpt without titles, credits, page layout or breaks: MuseScore's style file decides the layout."
+    root = ET.fromstring(musicxml.encode())
+    for el in [el for el in root if el.tag in _SCORE_TEXT]: root.remove(el)
+    for m in root.iter('measure'):
+        for pr in m.findall('print'): m.remove(pr)
+    return ET.tostring(root, encoding='unicode')
+
+def _musescore_strip(svg: str, style: MuseScoreStyle, background: int, border: int, vmargin: float) -> Image.Image:
+    ys = [float(y) for y in re.findall(r'class="StaffLines"[^>]*points="-?[\d.]+,(-?[\d.]+)', svg)]
+    if len(ys) != 5: raise ValueError(f'musescore drew {len(ys)} staff lines, not one staff')
+    im = rasterize(svg, style.staff_px / (max(ys) - min(ys)), 255)
+    bbox = Image.eval(im, lambda v: 255 - v).getbbox()   # the page is mostly paper: keep the ink, then give it margins
+    if bbox is None: raise ValueError('musescore drew nothing')
+    im = add_paper(im.crop(bbox), border, vmargin)
+    if background < 255: im = Image.fromarray((np.asarray(im, dtype=np.float32) * (background / 255.0)).round().astype(np.uint8))
+    return im
+
+def render_excerpts_musescore(musicxmls: list[str], style: MuseScoreStyle, background: int = 255, border: int = 12,
+                              vmargin: float = 0.6, timeout: float = 60) -> list[Image.Image | ValueError]:
+    """Engrave MusicXML excerpts with one MuseScore process: for each, its grey 'L' strip (Verovio-like margins, as
+    LilyPond's and abcm2ps's) or the ValueError that says why it could not. Raises ValueError if MuseScore runs over
+    `timeout` seconds, OmrBlogError if it is not installed."""
+    if not have_musescore(): raise OmrBlogError('MuseScore 3 is not installed (run `make setup`, or `apt-get install musescore3`)')
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        (d/'style.mss').write_text(style.mss())
+        for i, xml in enumerate(musicxmls): (d/f'in{i}.musicxml').write_text(_bare_score(xml))
+        (d/'job.json').write_text(json.dumps([{'in': f'in{i}.musicxml', 'out': f'out{i}.svg'} for i in range(len(musicxmls))]))
+        env = {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': str(d)}   # no screen; its settings stay here
+        try: subprocess.run(['mscore3', '-c', str(d/'config'), '-S', 'style.mss', '-j', 'job.json'], capture_output=True,
+                            timeout=timeout, cwd=d, env=env)
+        except subprocess.TimeoutExpired: raise ValueError(f'musescore took over {timeout:.0f} s') from None
+        out = []
+        for i in range(len(musicxmls)):
+            pages = sorted(d.glob(f'out{i}-*.svg'))   # MuseScore numbers the pages of each score
+            if len(pages) != 1: out.append(ValueError(f'musescore drew {len(pages)} pages for excerpt {i}')); continue
+            try: out.append(_musescore_strip(pages[0].read_text(), style, background, border, vmargin))
+            except ValueError as e: out.append(e)
+    return out
 
 # %% ../nbs/01b_render.ipynb #61f38c87
 def have_lilypond() -> bool: return shutil.which('lilypond') is not None and shutil.which('musicxml2ly') is not None

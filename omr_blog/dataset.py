@@ -142,12 +142,13 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     if len(images) != piece.layout.n_systems: return {'failed': 'render_layout_mismatch'}
     excerpts = musicxml_excerpts(piece.musicxml, cfg.bars_per_system)
     musescore = [None] * len(images)   # per strip: MuseScore's strip, or None (then Verovio's or abcm2ps's)
+    out['engraved'], out['musescore_refused'] = Counter(), 0
     if split == 'train' and random.Random(f'{cfg.seed}:musescore:{ref.piece_id}').random() < cfg.musescore_share:
-        n = min(len(images), cfg.max_systems_per_piece)
-        try: musescore[:n] = [s if isinstance(s, Image.Image) else None for s in   # a strip it could not draw falls back
-                              render_excerpts_musescore(excerpts[:n], sample_musescore_style(f'{cfg.seed}:{ref.piece_id}'), style.background)]
-        except (ValueError, OSError): pass
-    out['engraved'] = Counter()
+        n = min(len(images), len(excerpts), cfg.max_systems_per_piece)
+        try: drawn = render_excerpts_musescore(excerpts[:n], sample_musescore_style(f'{cfg.seed}:{ref.piece_id}'), style.background)
+        except (ValueError, OSError): drawn = [None] * n
+        musescore[:n] = [s if isinstance(s, Image.Image) else None for s in drawn]   # a strip it could not draw falls back
+        out['musescore_refused'] = sum(s is None for s in musescore[:n])
     for i, (im, xml) in enumerate(zip(images[:cfg.max_systems_per_piece], excerpts)):
         label = system_label(piece.layout, i)
         name = f'{ref.piece_id}/system-{i:02d}'
@@ -206,6 +207,7 @@ def _build_shard(refs, split, cfg) -> tuple[list, list, dict]:
         if 'failed' in res.value: stats[f"failed:{res.value['failed']}"] += 1; continue
         stats['pieces_ok'] += 1; stats['repaired'] += res.value['repaired']
         stats.update({f'strips:{k}': v for k, v in res.value.get('engraved', {}).items()})   # which engraver drew how many
+        stats['strips:musescore_refused'] += res.value.get('musescore_refused', 0)   # drawn for MuseScore, engraved by another
         records += res.value['records']; shift += res.value['shift_records']
     return records, shift, dict(stats)
 
@@ -268,6 +270,8 @@ def _build_locked(cfg: BuildConfig, out: Path, progress: bool) -> Path:
         splits[split] = ds.select(range(min(len(ds), target)))
         if shift_shards: splits['test_abcm2ps'] = concatenate_datasets(shift_shards)
         totals[split] = {k: v for k, v in stats.items() if not k.startswith('failed:')}
+        if split == 'train' and cfg.musescore_share and not stats['strips:musescore']:   # MuseScore broken: not a silent fallback
+            raise OmrBlogError(f'{cfg.name}: MuseScore engraved none of the training strips it was drawn for (try `mscore3 -v`)')
         failures.update({f'{split}:{k[7:]}': v for k, v in stats.items() if k.startswith('failed:')})
     if 'test_abcm2ps' in splits:   # keep only the test images that both engravers drew
         keep = set(splits['test']['filename'])

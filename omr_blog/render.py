@@ -224,10 +224,10 @@ def _bare_score(musicxml: str) -> str:
 
 def _musescore_strip(svg: str, style: MuseScoreStyle, background: int, border: int, vmargin: float) -> Image.Image:
     ys = [float(y) for y in re.findall(r'class="StaffLines"[^>]*points="-?[\d.]+,(-?[\d.]+)', svg)]
-    if len(ys) != 5: raise ValueError(f'musescore drew {len(ys)} staff lines, not one staff')
+    if len(ys) != 5: raise ValueError(f'MuseScore drew {len(ys)} staff lines, not one staff')
     im = rasterize(svg, style.staff_px / (max(ys) - min(ys)), 255)
     bbox = Image.eval(im, lambda v: 255 - v).getbbox()   # the page is mostly paper: keep the ink, then give it margins
-    if bbox is None: raise ValueError('musescore drew nothing')
+    if bbox is None: raise ValueError('MuseScore drew nothing')
     im = add_paper(im.crop(bbox), border, vmargin)
     if background < 255: im = Image.fromarray((np.asarray(im, dtype=np.float32) * (background / 255.0)).round().astype(np.uint8))
     return im
@@ -243,14 +243,17 @@ def render_excerpts_musescore(musicxmls: list[str], style: MuseScoreStyle, backg
         (d/'style.mss').write_text(style.mss())
         for i, xml in enumerate(musicxmls): (d/f'in{i}.musicxml').write_text(_bare_score(xml))
         (d/'job.json').write_text(json.dumps([{'in': f'in{i}.musicxml', 'out': f'out{i}.svg'} for i in range(len(musicxmls))]))
-        env = {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': str(d)}   # no screen; its settings stay here
-        try: subprocess.run(['mscore3', '-c', str(d/'config'), '-S', 'style.mss', '-j', 'job.json'], capture_output=True,
-                            timeout=timeout, cwd=d, env=env)
-        except subprocess.TimeoutExpired: raise ValueError(f'musescore took over {timeout:.0f} s') from None
+        (d/'config').mkdir()
+        # no screen; its settings and files stay in this folder, whatever a user's own MuseScore is set to; one locale
+        env = {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': str(d), 'HOME': str(d), 'LC_ALL': 'C.UTF-8'}
+        try: r = subprocess.run(['mscore3', '-c', str(d/'config'), '-S', 'style.mss', '-j', 'job.json'], capture_output=True,
+                                timeout=timeout, cwd=d, env=env)
+        except subprocess.TimeoutExpired: raise ValueError(f'MuseScore took over {timeout:.0f} s') from None
+        why = '' if r.returncode == 0 else f' (MuseScore exit code {r.returncode}: {r.stderr.decode(errors="replace").strip()[-120:]})'
         out = []
         for i in range(len(musicxmls)):
             pages = sorted(d.glob(f'out{i}-*.svg'))   # MuseScore numbers the pages of each score
-            if len(pages) != 1: out.append(ValueError(f'musescore drew {len(pages)} pages for excerpt {i}')); continue
+            if len(pages) != 1: out.append(ValueError(f'MuseScore drew {len(pages)} pages for excerpt {i}{why}')); continue
             try: out.append(_musescore_strip(pages[0].read_text(), style, background, border, vmargin))
             except ValueError as e: out.append(e)
     return out

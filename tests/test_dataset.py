@@ -211,43 +211,70 @@ def test_an_abcm2ps_that_hangs_costs_its_strip_not_the_piece(monkeypatch):
     with pytest.raises(ValueError, match='abcm2ps took over 20 s'): render.render_abc_abcm2ps('X:1\nK:C\nCDEF|\n')
     assert piece_records(ref, 'train', mixed)['records'] == piece_records(ref, 'train', plain)['records']
 
+def _first_converted(refs, split, cfg, n):
+    from omr_blog.dataset import piece_records
+    return [ref for ref in refs if 'records' in piece_records(ref, split, cfg)][:n]
+
 @pytest.mark.skipif(shutil.which('mscore3') is None, reason='MuseScore 3 is installed by make setup')
-def test_musescore_share_engraves_the_drawn_training_pieces_only_and_keeps_labels(tmp_path):
-    "cpu-engravers-musescore: a seeded share of the training pieces engraved by MuseScore, strip by strip; labels and test strips unchanged."
-    import random
+def test_musescore_share_engraves_the_drawn_training_pieces_only_each_strip_from_its_own_excerpt(tmp_path):
+    """cpu-engravers-musescore: a seeded share of the training pieces engraved by MuseScore; each MuseScore strip is its
+    own excerpt's engraving (not a neighbour's), the other strips and pieces are cpu-engravers' bytes, test strips unchanged."""
+    import io, random
+    import numpy as np
+    from PIL import Image
     from omr_blog.dataset import _comparable, piece_records, select_pieces
+    from omr_blog.render import render_excerpts_musescore, sample_musescore_style, sample_style
     assert 'musescore_share' not in _comparable(RECIPES['cpu-engravers']) and _comparable(RECIPES['cpu-engravers-musescore'])['musescore_share'] == 0.3
-    plain = replace(RECIPES['cpu'], domain_shift=False)
-    mixed = replace(plain, musescore_share=0.5)
-    refs = select_pieces(plain)['train'][:8]
-    refs = [ref for ref in select_pieces(plain)['train'][:10] if 'records' in piece_records(ref, 'train', plain)][:8]   # pieces that convert
-    a = [piece_records(ref, 'train', plain) for ref in refs]
+    base = replace(RECIPES['cpu-engravers'], domain_shift=False)
+    mixed = replace(RECIPES['cpu-engravers-musescore'], domain_shift=False, musescore_share=0.5)
+    refs = _first_converted(select_pieces(base)['train'][:12], 'train', base, 8)
+    a = [piece_records(ref, 'train', base) for ref in refs]
     b = [piece_records(ref, 'train', mixed) for ref in refs]
-    assert [[r['transcription'] for r in p['records']] for p in a] == [[r['transcription'] for r in p['records']] for p in b]
+    assert [[r['filename'] for r in p['records']] for p in a] == [[r['filename'] for r in p['records']] for p in b]
     drawn = [random.Random(f'{mixed.seed}:musescore:{ref.piece_id}').random() < mixed.musescore_share for ref in refs]
     assert 0 < sum(drawn) < len(refs)
-    for p, q, d in zip(a, b, drawn):
-        changed = sum(x['image'] != y['image'] for x, y in zip(p['records'], q['records']))
-        assert changed == (q['engraved']['musescore'] if d else 0)     # exactly MuseScore's strips changed, in drawn pieces only
+    pixels = lambda png: np.asarray(Image.open(io.BytesIO(png)) if isinstance(png, bytes) else png)
+    for ref, p, q, d in zip(refs, a, b, drawn):
         assert sum(q['engraved'].values()) == len(q['records'])
+        if not d: assert q['records'] == p['records'] and not q['engraved']['musescore']; continue
+        key = f'{mixed.seed}:{ref.piece_id}'
+        for x, y in zip(p['records'], q['records']):
+            assert x['transcription'] == y['transcription'] and x['musicxml'] == y['musicxml']
+            if x['image'] == y['image']: continue                      # a strip MuseScore refused: cpu-engravers' strip
+            alone = render_excerpts_musescore([y['musicxml']], sample_musescore_style(key), sample_style(key).background)[0]
+            assert np.array_equal(pixels(y['image']), pixels(alone))   # this strip's own excerpt, engraved alone
+        assert sum(x['image'] != y['image'] for x, y in zip(p['records'], q['records'])) == q['engraved']['musescore']
     assert sum(q['engraved']['musescore'] for q in b) > 0
-    t = select_pieces(plain)['test'][0]
-    assert piece_records(t, 'test', plain)['records'] == piece_records(t, 'test', mixed)['records']   # test strips unchanged
+    for split in ('val', 'test'):                                      # only training strips change
+        t, = _first_converted(select_pieces(base)[split][:5], split, base, 1)
+        assert piece_records(t, split, base)['records'] == piece_records(t, split, mixed)['records']
     with pytest.raises(OmrBlogError, match='system strips only'):
         build_dataset(replace(RECIPES['pages'], musescore_share=0.5), out=tmp_path, progress=False)
 
-def test_musescore_errors_are_one_line_and_a_strip_that_is_not_one_staff_is_refused(monkeypatch, tmp_path):
+def test_musescore_errors_are_one_line_and_a_failing_musescore_costs_its_strips_not_the_piece(monkeypatch, tmp_path):
     from omr_blog import dataset as ds, render
+    from omr_blog.dataset import piece_records, select_pieces
     svg = '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">' + ''.join(
         f'<polyline class="StaffLines" stroke="#000000" points="0,{y} 100,{y}"/>' for y in range(10, 90, 8)) + '</svg>'
-    with pytest.raises(ValueError, match='musescore drew 10 staff lines, not one staff'):
+    with pytest.raises(ValueError, match='MuseScore drew 10 staff lines, not one staff'):
         render._musescore_strip(svg, render.MuseScoreStyle(), 255, 12, 0.6)
+    monkeypatch.setattr(render, 'have_musescore', lambda: True)
+    run = subprocess.run
+    def fails(cmd, *a, **k):
+        if cmd[0] == 'mscore3': return subprocess.CompletedProcess(cmd, 1, b'', b'cannot start')
+        return run(cmd, *a, **k)
+    monkeypatch.setattr(render.subprocess, 'run', fails)
+    errors = render.render_excerpts_musescore(['<score-partwise/>'] * 2, render.MuseScoreStyle())
+    assert [str(e) for e in errors] == [f'MuseScore drew 0 pages for excerpt {i} (MuseScore exit code 1: cannot start)' for i in range(2)]
+    plain = replace(RECIPES['cpu'], domain_shift=False)
+    ref, = _first_converted(select_pieces(plain)['train'][:5], 'train', plain, 1)
+    res = piece_records(ref, 'train', replace(plain, musescore_share=1.0))
+    assert res['records'] == piece_records(ref, 'train', plain)['records'] and res['musescore_refused'] == len(res['records'])
+    def hangs(cmd, *a, **k): raise subprocess.TimeoutExpired(cmd, k.get('timeout'))
+    monkeypatch.setattr(render.subprocess, 'run', hangs)
+    with pytest.raises(ValueError, match='MuseScore took over 60 s'): render.render_excerpts_musescore(['<score-partwise/>'], render.MuseScoreStyle())
     monkeypatch.setattr(render, 'have_musescore', lambda: False)
     monkeypatch.setattr(ds, 'have_musescore', lambda: False)
     with pytest.raises(OmrBlogError, match='MuseScore 3 is not installed'): render.render_excerpts_musescore(['<score-partwise/>'], render.MuseScoreStyle())
     with pytest.raises(OmrBlogError, match='MuseScore 3 is not installed'):
-        build_dataset(replace(RECIPES['tiny'], musescore_share=0.5), out=tmp_path, progress=False)
-    monkeypatch.setattr(render, 'have_musescore', lambda: True)
-    def hangs(cmd, *a, **k): raise subprocess.TimeoutExpired(cmd, k.get('timeout'))
-    monkeypatch.setattr(render.subprocess, 'run', hangs)
-    with pytest.raises(ValueError, match='musescore took over 60 s'): render.render_excerpts_musescore(['<score-partwise/>'], render.MuseScoreStyle())
+        build_dataset(replace(RECIPES['tiny'], musescore_share=0.5, domain_shift=False), out=tmp_path, progress=False)

@@ -21,8 +21,8 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
 from .render import (have_abcm2ps, have_lilypond, have_musescore, render_abc_abcm2ps, render_excerpts_musescore,
-                            render_musicxml_lilypond_many, render_pages, render_pages_abcm2ps, render_systems, ragged_right,
-                            sample_abcm2ps_style, sample_musescore_style, sample_style)
+                            render_musicxml_lilypond_many, render_pages, render_pages_abcm2ps, render_pages_musescore,
+                            render_systems, ragged_right, sample_abcm2ps_style, sample_musescore_style, sample_style)
 from .workers import isolated_map
 
 # %% auto #0
@@ -72,9 +72,9 @@ RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are
     # cpu-engravers with a third teacher: 30% of the training pieces engraved by MuseScore 3 (in LilyPond's font,
     # Emmentaler), the others' strips by Verovio or abcm2ps as in cpu-engravers; validation and test strips unchanged
     'cpu-engravers-musescore': BuildConfig(name='omr-synth-cpu-engravers-musescore', abcm2ps_share=0.3, musescore_share=0.3),
-    # the GPU presets' whole pages, 30% of the training pages laid out and engraved by abcm2ps
+    # the GPU presets' whole pages, 30% of the training pages laid out and engraved by MuseScore, 30% of the others by abcm2ps
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
-                         max_staves=99, max_systems_per_piece=10**9, abcm2ps_share=0.3),
+                         max_staves=99, max_systems_per_piece=10**9, abcm2ps_share=0.3, musescore_share=0.3),
     # Section 2's CTC lesson: chorales and masses reduced to two-part chords on one staff (no abcm2ps split)
     'chords': BuildConfig(name='omr-synth-chords', train=2000, val=200, test=200, domain_shift=False, min_staves=4, max_staves=6,
                           collections=('bach/', 'palestrina/'), chord_parts=2, max_systems_per_piece=6),
@@ -130,12 +130,18 @@ def piece_records(ref: PieceRef, split: str, cfg: BuildConfig) -> dict:
     if cfg.granularity == 'pages':
         pages = render_pages(piece.musicxml, style)
         if len(pages) != 1: return {'failed': 'more_than_one_page'}
-        page = pages[0]
-        if split == 'train' and random.Random(f'{cfg.seed}:engraver:{ref.piece_id}').random() < cfg.abcm2ps_share:
+        page, engraver = pages[0], None
+        if split == 'train' and random.Random(f'{cfg.seed}:musescore:{ref.piece_id}').random() < cfg.musescore_share:
+            try:   # the same piece on a page of the same size, laid out by MuseScore; Verovio's page stays if it needs two
+                other = render_pages_musescore(piece.musicxml, page.size, sample_musescore_style(f'{cfg.seed}:{ref.piece_id}'), style.background)
+                if len(other) == 1: page, engraver = other[0], 'musescore'
+            except (ValueError, OSError): pass
+        if engraver is None and split == 'train' and random.Random(f'{cfg.seed}:engraver:{ref.piece_id}').random() < cfg.abcm2ps_share:
             try:   # the same piece on a page of the same size, laid out by abcm2ps; Verovio's page stays if it needs two
                 other = render_pages_abcm2ps(piece.raw_abc, page.size, sample_abcm2ps_style(f'{cfg.seed}:{ref.piece_id}'), style.background)
-                if len(other) == 1: page = other[0]
+                if len(other) == 1: page, engraver = other[0], 'abcm2ps'
             except (ValueError, OSError): pass
+        out['engraved'] = Counter([engraver or 'verovio'])
         out['records'].append(dict(image=_png(page), transcription=piece.abc, filename=ref.piece_id, musicxml=piece.musicxml))
         return out
     images = render_systems(piece.musicxml, style, cfg.bars_per_system)
@@ -227,8 +233,6 @@ def build_dataset(cfg: BuildConfig | str = 'cpu', out: str | Path | None = None,
         raise OmrBlogError('abcm2ps is not installed; it renders the domain-shift split (run `make setup`, or pass --no-domain-shift)')
     if cfg.musescore_share and not have_musescore():
         raise OmrBlogError('MuseScore 3 is not installed; it engraves some training strips (run `make setup`, or `apt-get install musescore3`)')
-    if cfg.musescore_share and cfg.granularity != 'systems':
-        raise OmrBlogError(f'{cfg.name}: musescore_share is for system strips only (granularity {cfg.granularity!r})')
     out = Path(out) if out else dataset_path(cfg)
     out.mkdir(parents=True, exist_ok=True)
     with open(out/'.lock', 'w') as lock:   # two builders of one dataset (parallel notebooks) take turns

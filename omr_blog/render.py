@@ -21,7 +21,8 @@ from .core import OmrBlogError
 __all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'ragged_right', 'with_breaks', 'verovio_toolkit', 'rasterize',
            'render_systems', 'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper',
            'render_abc_abcm2ps', 'render_pages_abcm2ps', 'have_musescore', 'MuseScoreStyle', 'sample_musescore_style',
-           'render_excerpts_musescore', 'have_lilypond', 'render_musicxml_lilypond_many', 'render_musicxml_lilypond']
+           'render_excerpts_musescore', 'render_pages_musescore', 'have_lilypond', 'render_musicxml_lilypond_many',
+           'render_musicxml_lilypond']
 
 # %% ../nbs/01b_render.ipynb #f99c7aa5
 MUSIC_FONTS = ('Leipzig', 'Bravura', 'Leland', 'Petaluma', 'Gootville')
@@ -212,15 +213,35 @@ def sample_musescore_style(seed: int | str) -> MuseScoreStyle:
     return MuseScoreStyle(beam_width=round(r.uniform(0.4, 0.6), 3), bar_width=round(r.uniform(0.12, 0.25), 3),
                           staff_px=round(r.uniform(16, 48), 1))   # Verovio's strips: 15-24 px; LilyPond's: ~55, scaled down
 
-_SCORE_TEXT = ('work', 'movement-number', 'movement-title', 'identification', 'defaults', 'credit')
+_SCORE_TEXT = ('work', 'movement-number', 'movement-title', 'identification')   # what a title block prints
+_SCORE_LAYOUT = ('defaults', 'credit')   # the file's page layout and its placed texts
 
-def _bare_score(musicxml: str) -> str:
-    "The excerpt without titles, credits, page layout or breaks: MuseScore's style file decides the layout."
+def _bare_score(musicxml: str, titles: bool = False) -> str:
+    "The score without page layout, breaks or placed texts (and without its titles unless `titles`): MuseScore lays it out."
     root = ET.fromstring(musicxml.encode())
-    for el in [el for el in root if el.tag in _SCORE_TEXT]: root.remove(el)
+    for el in [el for el in root if el.tag in _SCORE_LAYOUT or (not titles and el.tag in _SCORE_TEXT)]: root.remove(el)
     for m in root.iter('measure'):
         for pr in m.findall('print'): m.remove(pr)
     return ET.tostring(root, encoding='unicode')
+
+def _musescore_svgs(musicxmls: list[str], style: MuseScoreStyle, timeout: float) -> tuple[list[list[str]], str]:
+    "The SVG pages of each score, engraved by one MuseScore process, and why it failed ('' if it exited cleanly)."
+    if not have_musescore(): raise OmrBlogError('MuseScore 3 is not installed (run `make setup`, or `apt-get install musescore3`)')
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        (d/'style.mss').write_text(style.mss())
+        for i, xml in enumerate(musicxmls): (d/f'in{i}.musicxml').write_text(xml)
+        (d/'job.json').write_text(json.dumps([{'in': f'in{i}.musicxml', 'out': f'out{i}.svg'} for i in range(len(musicxmls))]))
+        (d/'config').mkdir()
+        # no screen; its settings and files stay in this folder, whatever a user's own MuseScore is set to; one locale
+        env = {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': str(d), 'HOME': str(d), 'LC_ALL': 'C.UTF-8'}
+        try: r = subprocess.run(['mscore3', '-c', str(d/'config'), '-S', 'style.mss', '-j', 'job.json'], capture_output=True,
+                                timeout=timeout, cwd=d, env=env)
+        except subprocess.TimeoutExpired: raise ValueError(f'MuseScore took over {timeout:.0f} s') from None
+        why = '' if r.returncode == 0 else f' (MuseScore exit code {r.returncode}: {r.stderr.decode(errors="replace").strip()[-120:]})'
+        # MuseScore numbers the pages of each score: out<i>-<page>.svg
+        pages = [sorted(d.glob(f'out{i}-*.svg'), key=lambda f: int(f.stem.rsplit('-', 1)[1])) for i in range(len(musicxmls))]
+        return [[f.read_text() for f in ps] for ps in pages], why
 
 def _musescore_strip(svg: str, style: MuseScoreStyle, background: int, border: int, vmargin: float) -> Image.Image:
     ys = [float(y) for y in re.findall(r'class="StaffLines"[^>]*points="-?[\d.]+,(-?[\d.]+)', svg)]
@@ -237,25 +258,25 @@ def render_excerpts_musescore(musicxmls: list[str], style: MuseScoreStyle, backg
     """Engrave MusicXML excerpts with one MuseScore process: for each, its grey 'L' strip (Verovio-like margins, as
     LilyPond's and abcm2ps's) or the ValueError that says why it could not. Raises ValueError if MuseScore runs over
     `timeout` seconds, OmrBlogError if it is not installed."""
-    if not have_musescore(): raise OmrBlogError('MuseScore 3 is not installed (run `make setup`, or `apt-get install musescore3`)')
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        (d/'style.mss').write_text(style.mss())
-        for i, xml in enumerate(musicxmls): (d/f'in{i}.musicxml').write_text(_bare_score(xml))
-        (d/'job.json').write_text(json.dumps([{'in': f'in{i}.musicxml', 'out': f'out{i}.svg'} for i in range(len(musicxmls))]))
-        (d/'config').mkdir()
-        # no screen; its settings and files stay in this folder, whatever a user's own MuseScore is set to; one locale
-        env = {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': str(d), 'HOME': str(d), 'LC_ALL': 'C.UTF-8'}
-        try: r = subprocess.run(['mscore3', '-c', str(d/'config'), '-S', 'style.mss', '-j', 'job.json'], capture_output=True,
-                                timeout=timeout, cwd=d, env=env)
-        except subprocess.TimeoutExpired: raise ValueError(f'MuseScore took over {timeout:.0f} s') from None
-        why = '' if r.returncode == 0 else f' (MuseScore exit code {r.returncode}: {r.stderr.decode(errors="replace").strip()[-120:]})'
-        out = []
-        for i in range(len(musicxmls)):
-            pages = sorted(d.glob(f'out{i}-*.svg'))   # MuseScore numbers the pages of each score
-            if len(pages) != 1: out.append(ValueError(f'MuseScore drew {len(pages)} pages for excerpt {i}{why}')); continue
-            try: out.append(_musescore_strip(pages[0].read_text(), style, background, border, vmargin))
-            except ValueError as e: out.append(e)
+    svgs, why = _musescore_svgs([_bare_score(x) for x in musicxmls], style, timeout)
+    out = []
+    for i, pages in enumerate(svgs):
+        if len(pages) != 1: out.append(ValueError(f'MuseScore drew {len(pages)} pages for excerpt {i}{why}')); continue
+        try: out.append(_musescore_strip(pages[0], style, background, border, vmargin))
+        except ValueError as e: out.append(e)
+    return out
+
+def render_pages_musescore(musicxml: str, size: tuple[int, int], style: MuseScoreStyle, background: int = 255,
+                           bars_per_line: int = 5, timeout: float = 60) -> list[Image.Image]:
+    """Whole pages of one piece engraved by MuseScore (its title block included), systems broken every `bars_per_line`
+    bars like the label, each `size` = (width, height) pixels. Raises ValueError if MuseScore draws no page."""
+    (pages,), why = _musescore_svgs([with_breaks(_bare_score(musicxml, titles=True), bars_per_line, 'new-system')], style, timeout)
+    if not pages: raise ValueError(f'MuseScore drew no page{why}')
+    w, h = size   # its page is A4, as Verovio's: the same proportions, scaled to the same pixels
+    out = []
+    for svg in pages:
+        im = rasterize(svg, w / float(re.search(r'width="([\d.]+)px"', svg).group(1)), background)
+        out.append(im if im.size == (w, h) else im.resize((w, h), Image.Resampling.LANCZOS))   # a pixel of rounding
     return out
 
 # %% ../nbs/01b_render.ipynb #61f38c87

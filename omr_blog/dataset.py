@@ -72,6 +72,10 @@ RECIPES = {   # data recipes (omr-blog data --recipe NAME); training presets are
     # cpu-engravers with a third teacher: 30% of the training pieces engraved by MuseScore 3 (in LilyPond's font,
     # Emmentaler), the others' strips by Verovio or abcm2ps as in cpu-engravers; validation and test strips unchanged
     'cpu-engravers-musescore': BuildConfig(name='omr-synth-cpu-engravers-musescore', abcm2ps_share=0.3, musescore_share=0.3),
+    # that, with about half of the pieces Verovio engraves set at their natural width with drawn spacing factors
+    # (as in cpu-engravers-ragged): how much space a note of each length gets varies, as it does between engravers
+    'cpu-engravers-musescore-ragged': BuildConfig(name='omr-synth-cpu-engravers-musescore-ragged', abcm2ps_share=0.3,
+                                                  musescore_share=0.3, ragged_share=0.5),
     # the GPU presets' whole pages, 30% of the training pages laid out and engraved by MuseScore, 30% of the others by abcm2ps
     'pages': BuildConfig(name='omr-synth-pages', granularity='pages', train=10**9, val=10**9, test=10**9,
                          max_staves=99, max_systems_per_piece=10**9, abcm2ps_share=0.3, musescore_share=0.3),
@@ -363,7 +367,7 @@ def dataset_record(name: str, ds_dir: Path) -> dict:
 
 # %% ../nbs/01c_dataset.ipynb #1ebdae13
 HELDOUT_ENGRAVERS = ('lilypond',)
-HELDOUT_FORMAT = 2   # bump when the held-out rendering changes (2: Verovio-like margins): older builds are rebuilt
+HELDOUT_FORMAT = 3   # bump when the held-out rendering changes (2: Verovio-like margins; 3: a page wide enough for one line): older builds are rebuilt
 
 LILYPOND_BATCH = 10   # systems per LilyPond process: its start-up is paid once for all of them
 

@@ -289,7 +289,8 @@ def _lilypond_source(musicxml: str, ly: Path, timeout: float):
     except subprocess.TimeoutExpired: raise ValueError(f'musicxml2ly took over {timeout:.0f} s') from None
     if not ly.exists(): raise ValueError(f'musicxml2ly failed: {r.stderr.decode(errors="replace")[-200:]}')
     src = re.sub(r'\\header \{.*?\n    \}\n', '', ly.read_text(), count=1, flags=re.S)   # the title block
-    ly.write_text(src + '\n\\header { tagline = ##f }\n\\paper { indent = 0 line-width = 300\\mm ragged-right = ##t }\n')
+    # one line however dense the bars: a line wider than the paper is refused, and LilyPond then breaks the system in two
+    ly.write_text(src + '\n\\header { tagline = ##f }\n\\paper { indent = 0 paper-width = 420\\mm line-width = 400\\mm ragged-right = ##t }\n')
 
 def render_musicxml_lilypond_many(musicxmls: list[str], resolution: int = 200, border: int = 12, vmargin: float = 0.6,
                                   timeout: float = 60) -> list[Image.Image | ValueError]:

@@ -279,3 +279,12 @@ def test_musescore_errors_are_one_line_and_a_failing_musescore_costs_its_strips_
     with pytest.raises(OmrBlogError, match='MuseScore 3 is not installed'): render.render_excerpts_musescore(['<score-partwise/>'], render.MuseScoreStyle())
     with pytest.raises(OmrBlogError, match='MuseScore 3 is not installed'):
         build_dataset(replace(RECIPES['tiny'], musescore_share=0.5, domain_shift=False), out=tmp_path, progress=False)
+
+@pytest.mark.skipif(shutil.which('lilypond') is None, reason='LilyPond is installed by make setup')
+def test_lilypond_keeps_five_dense_bars_on_one_staff():
+    "The held-out strips are one system each, like every training strip, however much music the five bars hold."
+    from omr_blog.batching import staff_lines
+    from omr_blog.corpus import abc_to_musicxml
+    from omr_blog.render import render_musicxml_lilypond
+    dense = 'X:1\nL:1/16\nM:4/4\nK:C\n' + ' | '.join(['cdef gabc\' c\'bag fedc'] * 5) + ' |\n'   # 80 sixteenths
+    assert staff_lines(render_musicxml_lilypond(abc_to_musicxml(dense))) is not None   # five lines, not ten

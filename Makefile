@@ -13,7 +13,7 @@ SWEEP_PRESET := cpu-short
 # one two-thread run (benchmarks/sweep_lanes.py measures by how much); every run still takes the same steps
 LANES ?= 2
 # the shipped checkpoint's run (make default-checkpoint)
-DEFAULT_RUN := runs/cpu-long-engravers-staff/resnet50
+DEFAULT_RUN := runs/cpu-long-engravers-musescore-ragged/resnet50
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
@@ -61,11 +61,12 @@ blog: setup
 	.venv/bin/omr-blog render --sections omr-synth-$(RECIPE) --deep-dives --lanes $(LANES)
 	@echo "the post: _site/index.html (executed notebooks in runs/blog/)"
 
-# The shipped checkpoint of `omr-blog transcribe` (about 45 minutes on 2 cores; not part of make blog).
+# The shipped checkpoint of `omr-blog transcribe` (about 40 minutes on 2 cores: 11 of data, 23 of training, where
+# both were measured; not part of make blog).
 default-checkpoint: setup
-	.venv/bin/omr-blog data --recipe cpu-engravers
+	.venv/bin/omr-blog data --recipe cpu-engravers-musescore-ragged
 	.venv/bin/omr-blog data --recipe cpu --heldout lilypond
-	.venv/bin/omr-blog train --preset cpu-long-engravers-staff --backbone resnet50
+	.venv/bin/omr-blog train --preset cpu-long-engravers-musescore-ragged --backbone resnet50
 	for s in test test_abcm2ps val test_degraded; do .venv/bin/omr-blog eval --checkpoint $(DEFAULT_RUN)/checkpoint --split $$s --quiet; done
 	.venv/bin/omr-blog eval --checkpoint $(DEFAULT_RUN)/checkpoint --dataset omr-synth-cpu-lilypond --name test_lilypond --quiet
 	.venv/bin/python -c "from omr_blog.transcribe import export_checkpoint; print(export_checkpoint('$(DEFAULT_RUN)'))"

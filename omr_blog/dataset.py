@@ -20,7 +20,7 @@ datasets.disable_progress_bars()   # one bar per split is ours; datasets' per-sa
 
 from .core import OmrBlogError, data_dir, provenance, sha256_of, write_json, tqdm
 from .corpus import ConversionError, PieceRef, convert_piece, list_corpus, split_of, system_label
-from .render import (have_abcm2ps, have_lilypond, have_musescore, render_abc_abcm2ps, render_excerpts_musescore,
+from .render import (engraver_versions, have_abcm2ps, have_lilypond, have_musescore, render_abc_abcm2ps, render_excerpts_musescore,
                             render_musicxml_lilypond_many, render_pages, render_pages_abcm2ps, render_pages_musescore,
                             render_systems, ragged_right, sample_abcm2ps_style, sample_musescore_style, sample_style)
 from .workers import isolated_map
@@ -293,11 +293,16 @@ def _build_locked(cfg: BuildConfig, out: Path, progress: bool) -> Path:
               'pieces': totals, 'failures_by_cause': dict(sorted(failures.items())),
               'candidates': {k: len(v) for k, v in candidates.items()},
               'fingerprint': dataset_fingerprint(dd), 'split_fingerprints': {k: dataset_fingerprint(v) for k, v in dd.items()},
-              'build_seconds': round(time.time() - t0, 1), 'provenance': provenance()}
+              'build_seconds': round(time.time() - t0, 1), 'engravers': engraver_versions(_engravers_used(cfg)), 'provenance': provenance()}
     write_json(report_path, report)
     return out
 
 DATA_FORMAT_VERSION = 2   # bump when the pipeline changes what a build writes: old builds are then rebuilt
+
+def _engravers_used(cfg: BuildConfig) -> tuple[str, ...]:
+    "The engraver programs a build calls besides Verovio (whose version `provenance` records with the libraries')."
+    return tuple(n for n, used in (('abcm2ps', cfg.abcm2ps_share > 0 or (cfg.domain_shift and cfg.granularity == 'systems')),
+                                   ('musescore', cfg.musescore_share > 0)) if used)
 
 def _comparable(cfg: BuildConfig) -> dict:
     "The config fields that change the data (not workers, timeouts or where it is written), with the format version."
@@ -363,7 +368,7 @@ def build_report(name_or_path: str | Path = 'omr-synth-cpu') -> dict:
 def dataset_record(name: str, ds_dir: Path) -> dict:
     "A run's dataset: its name, and the fingerprint and split sizes of the built dataset (None without a build report)."
     rep = build_report(ds_dir) if (ds_dir/'report.json').exists() else {}   # (the real PDMX-Synth has no build report)
-    return {'name': str(name), 'fingerprint': rep.get('fingerprint'), 'sizes': rep.get('sizes')}
+    return {'name': str(name), 'fingerprint': rep.get('fingerprint'), 'sizes': rep.get('sizes'), 'engravers': rep.get('engravers')}
 
 # %% ../nbs/01c_dataset.ipynb #1ebdae13
 HELDOUT_ENGRAVERS = ('lilypond',)
@@ -413,5 +418,5 @@ def build_heldout(name_or_path: str | Path = 'omr-synth-cpu', engraver: str = 'l
     write_json(out/'report.json', {'name': out.name, 'engraver': engraver, 'source': src.name, 'source_fingerprint': src_rep['fingerprint'],
                                    'n': n, 'format': HELDOUT_FORMAT, 'sizes': {'test': len(dd['test'])}, 'failures_by_cause': {f'test:{k}': v for k, v in failures.items()},
                                    'fingerprint': dataset_fingerprint(dd), 'build_seconds': round(time.time() - t0, 1),
-                                   'provenance': provenance()})
+                                   'engravers': engraver_versions((engraver,)), 'provenance': provenance()})
     return out

@@ -18,11 +18,11 @@ from PIL import Image
 from .core import OmrBlogError
 
 # %% auto #0
-__all__ = ['MUSIC_FONTS', 'RenderStyle', 'sample_style', 'ragged_right', 'with_breaks', 'verovio_toolkit', 'rasterize',
-           'render_systems', 'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style', 'add_paper',
-           'render_abc_abcm2ps', 'render_pages_abcm2ps', 'have_musescore', 'MuseScoreStyle', 'sample_musescore_style',
-           'render_excerpts_musescore', 'render_pages_musescore', 'have_lilypond', 'render_musicxml_lilypond_many',
-           'render_musicxml_lilypond']
+__all__ = ['MUSIC_FONTS', 'ENGRAVER_PROGRAMS', 'RenderStyle', 'sample_style', 'ragged_right', 'with_breaks', 'verovio_toolkit',
+           'rasterize', 'render_systems', 'render_pages', 'have_abcm2ps', 'Abcm2psStyle', 'sample_abcm2ps_style',
+           'add_paper', 'render_abc_abcm2ps', 'render_pages_abcm2ps', 'have_musescore', 'MuseScoreStyle',
+           'sample_musescore_style', 'render_excerpts_musescore', 'render_pages_musescore', 'have_lilypond',
+           'render_musicxml_lilypond_many', 'render_musicxml_lilypond', 'engraver_versions']
 
 # %% ../nbs/01b_render.ipynb #f99c7aa5
 MUSIC_FONTS = ('Leipzig', 'Bravura', 'Leland', 'Petaluma', 'Gootville')
@@ -327,3 +327,18 @@ def render_musicxml_lilypond(musicxml: str, resolution: int = 200, border: int =
     except subprocess.TimeoutExpired: raise ValueError(f'lilypond took over {timeout:.0f} s') from None
     if isinstance(im, ValueError): raise im
     return im
+
+# %% ../nbs/01b_render.ipynb #ea76a4aa
+ENGRAVER_PROGRAMS = {'abcm2ps': ['abcm2ps', '-V'], 'musescore': ['mscore3', '-v'], 'lilypond': ['lilypond', '--version']}
+
+def engraver_versions(names=tuple(ENGRAVER_PROGRAMS)) -> dict[str, str | None]:
+    "The version line each engraver program prints (None where it is not installed or says nothing)."
+    def one(cmd: list[str]) -> str | None:
+        if shutil.which(cmd[0]) is None: return None
+        with tempfile.TemporaryDirectory() as d:   # MuseScore wants a screen and a home of its own, as when it engraves
+            env = {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': d, 'HOME': d, 'LC_ALL': 'C.UTF-8'}
+            try: r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+            except (subprocess.TimeoutExpired, OSError): return None
+        lines = [l.strip() for l in (r.stdout + '\n' + r.stderr).splitlines()]
+        return next((l for l in lines if re.search(r'\d+\.\d+', l) and 'QStandardPaths' not in l), None)
+    return {n: one(ENGRAVER_PROGRAMS[n]) for n in names}

@@ -58,6 +58,7 @@ def test_a_broken_piece_costs_one_piece(tmp_path):
     cfg = BuildConfig(name='broken', train=10**6, val=10**6, test=10**6, shard_pieces=16, corpus_root=str(tmp_path/'corpus'), domain_shift=False, max_staves=99)
     out = build_dataset(cfg, out=tmp_path/'out', progress=False)
     rep = json.loads((out/'report.json').read_text())
+    assert rep['engravers'] == {}   # Verovio only (domain_shift off, no other engraver drawn)
     assert sum(rep['sizes'].values()) > 0
     causes = {k.split(':', 1)[1] for k in rep['failures_by_cause']}
     assert {'unreadable_source', 'xml2abc_failed'} <= causes, rep['failures_by_cause']
@@ -123,6 +124,17 @@ def test_heldout_counts_what_lilypond_cannot_engrave(monkeypatch, tmp_path):
     h = ds.load_omr_dataset(held)['test']
     assert h['filename'] == [test[i]['filename'] for i in (0, 2, 3, 5)] and h['transcription'] == [test[i]['transcription'] for i in (0, 2, 3, 5)]
     assert ds.build_report(held)['failures_by_cause'] == {'test:ValueError': 1, 'test:crash': 1}
+    assert set(ds.build_report(held)['engravers']) == {'lilypond'}   # the program that drew it, whatever its version
+
+def test_a_build_records_the_version_of_each_engraver_program_it_called(monkeypatch):
+    from omr_blog import render
+    from omr_blog.dataset import _engravers_used
+    assert _engravers_used(RECIPES['cpu-engravers-musescore']) == ('abcm2ps', 'musescore')
+    assert _engravers_used(RECIPES['cpu']) == ('abcm2ps',)                        # its test_abcm2ps split
+    assert _engravers_used(replace(RECIPES['cpu'], domain_shift=False)) == ()     # Verovio alone: a library, versioned with the others
+    monkeypatch.setitem(render.ENGRAVER_PROGRAMS, 'abcm2ps', [sys.executable, '-c', 'import sys; print("banner"); print("fake-abc 8.1.2", file=sys.stderr)'])
+    monkeypatch.setitem(render.ENGRAVER_PROGRAMS, 'musescore', ['no-such-engraver-program', '-v'])
+    assert render.engraver_versions(('abcm2ps', 'musescore')) == {'abcm2ps': 'fake-abc 8.1.2', 'musescore': None}
 
 @pytest.mark.skipif(shutil.which('abcm2ps') is None, reason='abcm2ps is installed by make setup')
 def test_page_dataset_trains_on_abcm2ps_and_musescore_pages_of_verovio_size_with_the_same_labels():

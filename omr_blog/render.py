@@ -224,6 +224,10 @@ def _bare_score(musicxml: str, titles: bool = False) -> str:
         for pr in m.findall('print'): m.remove(pr)
     return ET.tostring(root, encoding='unicode')
 
+def _headless_env(folder: str | Path) -> dict:
+    "MuseScore's environment: no screen; its settings and files in `folder`, whatever a user's own MuseScore is set to; one locale."
+    return {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': str(folder), 'HOME': str(folder), 'LC_ALL': 'C.UTF-8'}
+
 def _musescore_svgs(musicxmls: list[str], style: MuseScoreStyle, timeout: float) -> tuple[list[list[str]], str]:
     "The SVG pages of each score, engraved by one MuseScore process, and why it failed ('' if it exited cleanly)."
     if not have_musescore(): raise OmrBlogError('MuseScore 3 is not installed (run `make setup`, or `apt-get install musescore3`)')
@@ -233,10 +237,8 @@ def _musescore_svgs(musicxmls: list[str], style: MuseScoreStyle, timeout: float)
         for i, xml in enumerate(musicxmls): (d/f'in{i}.musicxml').write_text(xml)
         (d/'job.json').write_text(json.dumps([{'in': f'in{i}.musicxml', 'out': f'out{i}.svg'} for i in range(len(musicxmls))]))
         (d/'config').mkdir()
-        # no screen; its settings and files stay in this folder, whatever a user's own MuseScore is set to; one locale
-        env = {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': str(d), 'HOME': str(d), 'LC_ALL': 'C.UTF-8'}
         try: r = subprocess.run(['mscore3', '-c', str(d/'config'), '-S', 'style.mss', '-j', 'job.json'], capture_output=True,
-                                timeout=timeout, cwd=d, env=env)
+                                timeout=timeout, cwd=d, env=_headless_env(d))
         except subprocess.TimeoutExpired: raise ValueError(f'MuseScore took over {timeout:.0f} s') from None
         why = '' if r.returncode == 0 else f' (MuseScore exit code {r.returncode}: {r.stderr.decode(errors="replace").strip()[-120:]})'
         # MuseScore numbers the pages of each score: out<i>-<page>.svg
@@ -335,10 +337,8 @@ def engraver_versions(names=tuple(ENGRAVER_PROGRAMS)) -> dict[str, str | None]:
     "The version line each engraver program prints (None where it is not installed or says nothing)."
     def one(cmd: list[str]) -> str | None:
         if shutil.which(cmd[0]) is None: return None
-        with tempfile.TemporaryDirectory() as d:   # MuseScore wants a screen and a home of its own, as when it engraves
-            env = {**os.environ, 'QT_QPA_PLATFORM': 'offscreen', 'XDG_RUNTIME_DIR': d, 'HOME': d, 'LC_ALL': 'C.UTF-8'}
-            try: r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+        with tempfile.TemporaryDirectory() as d:   # (MuseScore runs as when it engraves; the others ignore its variables)
+            try: r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=_headless_env(d))
             except (subprocess.TimeoutExpired, OSError): return None
-        lines = [l.strip() for l in (r.stdout + '\n' + r.stderr).splitlines()]
-        return next((l for l in lines if re.search(r'\d+\.\d+', l) and 'QStandardPaths' not in l), None)
+        return next((l.strip() for l in (r.stdout + '\n' + r.stderr).splitlines() if re.search(r'\d+\.\d+', l)), None)
     return {n: one(ENGRAVER_PROGRAMS[n]) for n in names}
